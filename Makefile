@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine:
+#   make demo   create .venv, install the project (CPU torch first), run the bundled demo audit
+#   make test   the same set-up if needed, then the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test lint bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# CPU build of torch before anything that depends on it; constraints.txt keeps it pinned.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed'"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/collapse-guard demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check detectors simulations service tests benchmarks
+	$(BIN)/mypy detectors simulations service
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/coverage_vs_prdc.py
+	$(BIN)/python benchmarks/embedder_throughput.py

@@ -1,0 +1,1 @@
+"""The generational-collapse simulator. Never imports the web layer (`service/`)."""
