@@ -1,0 +1,223 @@
+"""Precision, recall, density, coverage and tail coverage of a candidate against a reference.
+
+Semantics follow the `prdc` package (Naeem et al. 2020; precision/recall of Kynkäänniemi et al.
+2019): a real point's ball has the radius of its k-th nearest real neighbour, a fake point's ball
+that of its k-th nearest fake neighbour, membership is strict (<).
+
+All four metrics come from two sparse membership matrices found with FAISS (`ball_membership`):
+  B[i, j] = fake j lies in real i's ball   -> precision (columns hit), density (column counts),
+                                              coverage (rows hit), tail coverage (tail rows hit)
+  R[j, i] = real i lies in fake j's ball   -> recall (real points hit)
+so memory is the number of pairs inside balls, never n_real x n_fake.
+
+Coverage depends on the candidate's size, so `coverage_report` puts every figure beside the same
+figure for a human sample of the same size drawn from the reference's held-out part, and bootstraps
+their ratio.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from detectors.errors import InsufficientDataError, InvalidInputError
+from detectors.index import as_matrix, ball_membership, build_index, knn_radii, resolve_kind
+from detectors.modes import mode_table
+from detectors.results import PRDC, CoverageReport, MetricComparison
+
+if TYPE_CHECKING:
+    import faiss
+
+    from detectors.reference import ReferenceCorpus
+
+
+def memberships(
+    real: np.ndarray,
+    real_index: faiss.Index,
+    real_radii: np.ndarray,
+    fake: np.ndarray,
+    *,
+    k: int,
+    index: str,
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The two membership matrices B (real x fake) and R (fake x real) described above."""
+    fake_index = build_index(fake, resolve_kind(index, len(fake)))  # type: ignore[arg-type]
+    fake_radii = knn_radii(fake_index, fake, k)
+    real_hits = ball_membership(fake_index, fake, real, real_radii)
+    fake_hits = ball_membership(real_index, real, fake, fake_radii)
+    return real_hits, fake_hits
+
+
+def prdc_from_memberships(
+    real_hits: sp.csr_matrix, fake_hits: sp.csr_matrix, *, k: int, tail_mask: np.ndarray | None
+) -> PRDC:
+    n_real, n_fake = real_hits.shape
+    col_counts = np.asarray(real_hits.sum(axis=0)).ravel()
+    covered = real_hits.getnnz(axis=1) > 0
+    tail = float(covered[tail_mask].mean()) if tail_mask is not None and tail_mask.any() else np.nan
+    return PRDC(
+        precision=float((col_counts > 0).mean()),
+        recall=float((fake_hits.getnnz(axis=0) > 0).mean()),
+        density=float(col_counts.sum() / (k * n_fake)),
+        coverage=float(covered.mean()),
+        tail_coverage=tail,
+        k=k,
+    )
+
+
+def compute_prdc(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    k: int = 5,
+    tail_mask: np.ndarray | None = None,
+    index: str = "exact",
+) -> PRDC:
+    """prdc's four metrics (plus coverage of the `tail_mask` real points) via FAISS.
+
+    With `index="exact"` the result equals `prdc.compute_prdc(real, fake, k)` up to float64
+    rounding; `"hnsw"` trades exactness for speed on large sets.
+    """
+    real = as_matrix(real, name="real vectors")
+    fake = as_matrix(fake, name="fake vectors", dim=real.shape[1])
+    if k < 1:
+        raise InvalidInputError(f"k must be at least 1, got {k}")
+    for name, arr in (("real", real), ("fake", fake)):
+        if len(arr) < k + 1:
+            raise InsufficientDataError(f"need at least k+1={k + 1} {name} vectors, got {len(arr)}")
+    if tail_mask is not None and np.shape(tail_mask) != (len(real),):
+        raise InvalidInputError("tail_mask must have one boolean per real vector")
+    real_index = build_index(real, resolve_kind(index, len(real)))  # type: ignore[arg-type]
+    real_radii = knn_radii(real_index, real, k)
+    real_hits, fake_hits = memberships(real, real_index, real_radii, fake, k=k, index=index)
+    mask = None if tail_mask is None else np.asarray(tail_mask, dtype=bool)
+    return prdc_from_memberships(real_hits, fake_hits, k=k, tail_mask=mask)
+
+
+class _BootstrapStats:
+    """Bootstrap replicates of the five metrics for one (reference, sample) pair.
+
+    Reference rows are resampled with weights shared between candidate and baseline (paired), so
+    the ratio's interval is not inflated by the reference's own sampling noise twice. Sample
+    columns are resampled independently for each side. Coverage counts distinct points, which
+    resampling with replacement deflates; the ratio cancels that (both sides deflate alike), while
+    the interval of the coverage value itself uses row resampling only.
+    """
+
+    def __init__(
+        self, real_hits: sp.csr_matrix, fake_hits: sp.csr_matrix, k: int, tail: np.ndarray,
+        row_w: np.ndarray, rng: np.random.Generator,
+    ) -> None:
+        n_real, m = real_hits.shape
+        n_boot = row_w.shape[1]
+        draws = rng.integers(m, size=(n_boot, m))
+        col_w = np.zeros((m, n_boot), dtype=np.float32)
+        for b in range(n_boot):
+            col_w[:, b] = np.bincount(draws[b], minlength=m)
+        hits = real_hits.astype(np.float32)
+        col_counts = np.asarray(hits.sum(axis=0)).ravel()
+        covered_full = (real_hits.getnnz(axis=1) > 0).astype(np.float32)
+        covered_boot = (hits @ col_w) > 0  # [n_real, n_boot]
+        self.values = {
+            "precision": ((col_counts > 0) @ col_w) / m,
+            "density": (col_counts @ col_w) / (k * m),
+            "recall": ((fake_hits.getnnz(axis=0) > 0) @ row_w) / n_real,
+            "coverage": (covered_full @ row_w) / n_real,
+            "tail_coverage": (covered_full[tail] @ row_w[tail]) / row_w[tail].sum(axis=0),
+        }
+        # Resampled-on-both-axes versions of the count-of-distinct metrics, for ratios only.
+        self.for_ratio = dict(self.values)
+        self.for_ratio["coverage"] = (covered_boot * row_w).sum(axis=0) / n_real
+        self.for_ratio["tail_coverage"] = (covered_boot[tail] * row_w[tail]).sum(axis=0) / row_w[
+            tail
+        ].sum(axis=0)
+
+
+def _interval(x: np.ndarray, level: float) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def _ratio(a: float | np.ndarray, b: float | np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.asarray(b) > 0, np.asarray(a) / np.asarray(b), np.nan)
+
+
+def coverage_report(
+    reference: ReferenceCorpus,
+    candidate: np.ndarray,
+    *,
+    n_bootstrap: int = 200,
+    level: float = 0.9,
+    random_state: int | np.random.Generator | None = 0,
+) -> CoverageReport:
+    """Coverage of `candidate` against a fitted reference, each figure beside a human baseline.
+
+    If the candidate has more vectors than the reference's held-out part, a uniform random sample of
+    the held-out size is used (stated as `sample_size`), so candidate and baseline are compared at
+    the same size.
+    """
+    if not 0 < level < 1:
+        raise InvalidInputError(f"level must be between 0 and 1, got {level}")
+    if n_bootstrap < 10:
+        raise InvalidInputError(f"n_bootstrap must be at least 10, got {n_bootstrap}")
+    rng = np.random.default_rng(random_state)
+    cand = as_matrix(candidate, name="candidate vectors", dim=reference.dim_)
+    holdout = reference.holdout_
+    k = reference.k
+    m = min(len(cand), len(holdout))
+    if m < k + 1:
+        raise InsufficientDataError(
+            f"need at least {k + 1} candidate vectors and as many held-out reference vectors "
+            f"(k={k}); got {len(cand)} candidate and {len(holdout)} held-out"
+        )
+    cand_sample = cand[np.sort(rng.choice(len(cand), m, replace=False))] if len(cand) > m else cand
+    base_sample = holdout[np.sort(rng.choice(len(holdout), m, replace=False))]
+
+    real, real_index, radii, tail = (
+        reference.vectors_, reference.index_, reference.radii_, reference.tail_mask_,
+    )
+    kind = reference.index_kind_
+    cand_hits = memberships(real, real_index, radii, cand_sample, k=k, index=kind)
+    base_hits = memberships(real, real_index, radii, base_sample, k=k, index=kind)
+    cand_prdc = prdc_from_memberships(*cand_hits, k=k, tail_mask=tail)
+    base_prdc = prdc_from_memberships(*base_hits, k=k, tail_mask=tail)
+
+    n_real = len(real)
+    row_w = np.zeros((n_real, n_bootstrap), dtype=np.float32)
+    row_draws = rng.integers(n_real, size=(n_bootstrap, n_real))
+    for b in range(n_bootstrap):
+        row_w[:, b] = np.bincount(row_draws[b], minlength=n_real)
+    cand_boot = _BootstrapStats(*cand_hits, k, tail, row_w, rng)
+    base_boot = _BootstrapStats(*base_hits, k, tail, row_w, rng)
+
+    def compare(name: str) -> MetricComparison:
+        value, baseline = getattr(cand_prdc, name), getattr(base_prdc, name)
+        v_lo, v_hi = _interval(cand_boot.values[name], level)
+        r_lo, r_hi = _interval(_ratio(cand_boot.for_ratio[name], base_boot.for_ratio[name]), level)
+        return MetricComparison(
+            value=value, value_low=v_lo, value_high=v_hi, baseline=baseline,
+            ratio=float(_ratio(value, baseline)), low=r_lo, high=r_hi, level=level,
+        )
+
+    return CoverageReport(
+        k=k,
+        sample_size=m,
+        candidate_size=len(cand),
+        reference_size=n_real,
+        index=kind,
+        tail_quantile=reference.tail_quantile,
+        n_tail=int(tail.sum()),
+        precision=compare("precision"),
+        recall=compare("recall"),
+        density=compare("density"),
+        coverage=compare("coverage"),
+        tail_coverage=compare("tail_coverage"),
+        modes=mode_table(reference, cand_sample, base_sample, level=level),
+        n_bootstrap=n_bootstrap,
+    )

@@ -1,0 +1,195 @@
+"""FAISS nearest-neighbour search in bounded-memory blocks.
+
+Everything is Euclidean (L2), the metric of the PRDC papers; for unit-norm embeddings it orders
+neighbours exactly as cosine similarity does. FAISS finds candidate neighbours in float32 and the
+distances that decide a metric are recomputed in float64 from the vectors, so results agree with a
+float64 brute-force computation (the `prdc` package) rather than drifting with float32 rounding.
+
+The central operation is `ball_membership`: for each query q with radius r_q, every indexed point
+strictly inside the ball. It searches k neighbours and doubles k only for the queries whose k-th
+neighbour is still inside their ball, so the cost follows how many points really fall in the balls
+(about k per query for matched distributions) and memory never grows as N^2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import faiss
+import numpy as np
+import scipy.sparse as sp
+
+from detectors.errors import DimensionMismatchError, EmptyCorpusError, InvalidInputError
+
+IndexKind = Literal["auto", "exact", "hnsw"]
+EXACT_THRESHOLD = 50_000  # above this many points "auto" switches to HNSW
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+# Upper bound on queries x neighbours x dimension gathered at once for the float64 re-check
+# (2**24 values: 64 MiB as float32, 128 MiB as the float64 differences).
+ELEMENT_BUDGET = 2**24
+_SLACK = 1e-4  # relative margin so float32 search never stops just short of a float64 boundary
+
+
+def as_matrix(x: object, *, name: str, dim: int | None = None) -> np.ndarray:
+    """Validate an [n, d] finite float matrix and return it as C-contiguous float32."""
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{name} must be a 2-D array [n, dim], got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise EmptyCorpusError(f"{name} is empty: pass at least one vector")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if dim is not None and arr.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{name} has dimension {arr.shape[1]} but the reference has {dim}: "
+            "embed both with the same model"
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise InvalidInputError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def resolve_kind(kind: IndexKind, n: int, exact_threshold: int = EXACT_THRESHOLD) -> str:
+    if kind not in ("auto", "exact", "hnsw"):
+        raise InvalidInputError(f"index must be 'auto', 'exact' or 'hnsw', got {kind!r}")
+    if kind == "auto":
+        return "exact" if n <= exact_threshold else "hnsw"
+    return kind
+
+
+def build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+    """An L2 index over `vectors`: flat (exact) or HNSW (approximate, for large references)."""
+    dim = vectors.shape[1]
+    if kind == "exact":
+        index = faiss.IndexFlatL2(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        raise InvalidInputError(f"unknown index kind {kind!r}")
+    index.add(vectors)
+    return index
+
+
+def _search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(index, faiss.IndexHNSWFlat):
+        # HNSW returns at most efSearch useful neighbours; widen the beam when asking for more.
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        return index.search(queries, k, params=params)
+    return index.search(queries, k)
+
+
+def _pairs_per_block(dim: int) -> int:
+    return max(64, ELEMENT_BUDGET // max(dim, 1))
+
+
+def exact_sq_distances(queries: np.ndarray, data: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """float64 squared distances between each query row and the data rows named in `ids`.
+
+    Computed as the norm of the float64 difference (not the |q|^2 + |x|^2 - 2 q.x expansion,
+    which cancels catastrophically for near neighbours). Missing neighbours (id -1, returned by
+    approximate indexes) get +inf.
+    """
+    safe = np.where(ids < 0, 0, ids)
+    diff = data[safe].astype(np.float64)  # [b, k, d]
+    diff -= queries.astype(np.float64)[:, None, :]
+    # A row-wise sum (not einsum) so each distance is summed in the same order whatever the
+    # block shape: a point exactly on a ball's boundary must compare equal to the radius.
+    np.square(diff, out=diff)
+    d2 = diff.sum(axis=-1)
+    d2[ids < 0] = np.inf
+    return d2
+
+
+def knn(
+    index: faiss.Index, data: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest indexed points of each query, sorted, with float64-exact Euclidean distances."""
+    k = min(k, index.ntotal)
+    out_d = np.empty((len(queries), k), dtype=np.float64)
+    out_i = np.empty((len(queries), k), dtype=np.int64)
+    # Search a few extra neighbours so float32 near-ties at the k-th place are re-ranked exactly.
+    k_search = min(k + 2, index.ntotal)
+    block = max(1, _pairs_per_block(data.shape[1]) // k_search)
+    for start in range(0, len(queries), block):
+        q = queries[start : start + block]
+        _, ids = _search(index, q, k_search)
+        d2 = exact_sq_distances(q, data, ids)
+        order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        out_d[start : start + block] = np.sqrt(np.take_along_axis(d2, order, axis=1))
+        out_i[start : start + block] = np.take_along_axis(ids, order, axis=1)
+    return out_d, out_i
+
+
+def knn_radii(index: faiss.Index, data: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each indexed point to its k-th nearest other point (prdc's radius).
+
+    The point itself is among its neighbours at distance 0, so this is the (k+1)-th smallest
+    distance, exactly as `prdc.compute_nearest_neighbour_distances`.
+    """
+    if index.ntotal < k + 1:
+        raise InvalidInputError(
+            f"need more than k={k} points to compute k-NN radii, got {index.ntotal}"
+        )
+    distances, _ = knn(index, data, data, k + 1)
+    return distances[:, k]
+
+
+def _ball_blocks(
+    index: faiss.Index, data: np.ndarray, queries: np.ndarray, radii: np.ndarray, k0: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (query ids, indexed ids) of every pair with distance < the query's radius."""
+    n = index.ntotal
+    pending = np.arange(len(queries))
+    k = min(k0, n)
+    while len(pending):
+        still: list[np.ndarray] = []
+        block = max(1, _pairs_per_block(data.shape[1]) // k)
+        for start in range(0, len(pending), block):
+            rows = pending[start : start + block]
+            d_approx, ids = _search(index, queries[rows], k)
+            r = radii[rows]
+            # The ball may reach past the k-th neighbour: search again with a wider k.
+            beyond = np.sqrt(np.maximum(d_approx[:, -1], 0.0)) > r * (1 + _SLACK) + _SLACK
+            done = beyond | (ids[:, -1] < 0) | (k >= n)
+            if done.any():
+                q_done = rows[done]
+                dist = np.sqrt(exact_sq_distances(queries[q_done], data, ids[done]))
+                inside = dist < radii[q_done][:, None]  # radii are sqrt'ed the same way
+                qi, col = np.nonzero(inside)
+                yield q_done[qi], ids[done][qi, col]
+            still.append(rows[~done])
+        pending = np.concatenate(still) if still else np.empty(0, dtype=np.int64)
+        k = min(2 * k, n)
+
+
+def ball_membership(
+    index: faiss.Index,
+    data: np.ndarray,
+    queries: np.ndarray,
+    radii: np.ndarray,
+    *,
+    k0: int = 16,
+) -> sp.csr_matrix:
+    """Sparse boolean [n_queries, n_indexed]: entry (q, j) is set iff ||q - x_j|| < radii[q].
+
+    Strict inequality and float64 distances, as in Kynkäänniemi et al. and Naeem et al.
+    Memory is O(number of pairs inside the balls), never O(n_queries * n_indexed).
+    """
+    if len(radii) != len(queries):
+        raise InvalidInputError("one radius per query is required")
+    q_parts: list[np.ndarray] = []
+    j_parts: list[np.ndarray] = []
+    for qi, ji in _ball_blocks(index, data, queries, np.asarray(radii, dtype=np.float64), k0):
+        q_parts.append(qi)
+        j_parts.append(ji)
+    rows = np.concatenate(q_parts) if q_parts else np.empty(0, dtype=np.int64)
+    cols = np.concatenate(j_parts) if j_parts else np.empty(0, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(queries), index.ntotal)
+    )

@@ -1,0 +1,82 @@
+"""Frozen result models returned by the detectors.
+
+They are pydantic models so the service, the CLI's JSON output and the Python client share them
+without a translation layer; frozen so a result cannot be edited after it was computed.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Estimate(Frozen):
+    """A point estimate with its interval: `level` is the interval's nominal coverage."""
+
+    point: float
+    low: float
+    high: float
+    level: float = Field(gt=0, lt=1)
+    method: str
+    mode: str | None = None
+
+
+class PRDC(Frozen):
+    """Precision, recall, density, coverage (prdc semantics) and coverage of the tail points."""
+
+    precision: float
+    recall: float
+    density: float
+    coverage: float
+    tail_coverage: float = float("nan")
+    k: int
+
+
+class MetricComparison(Frozen):
+    """A candidate's metric beside a size-matched held-out human sample's (the baseline).
+
+    `ratio` = value / baseline; `low`/`high` bound the ratio, `value_low`/`value_high` the value,
+    both percentile-bootstrap intervals at `level`.
+    """
+
+    value: float
+    value_low: float
+    value_high: float
+    baseline: float
+    ratio: float
+    low: float
+    high: float
+    level: float
+
+
+class ModeRow(Frozen):
+    """One k-means mode (cluster) of the reference and how much of the candidate falls in it."""
+
+    mode: int
+    reference_mass: float
+    candidate_mass: float
+    candidate_low: float
+    candidate_high: float
+    baseline_mass: float
+    status: str  # "missing" | "under" | "ok" | "over"
+    exemplar: str | None = None  # start of the reference document nearest the mode's centre
+
+
+class CoverageReport(Frozen):
+    k: int
+    sample_size: int  # candidate documents the metrics were computed on (size-matched baseline)
+    candidate_size: int  # candidate vectors passed in
+    reference_size: int
+    index: str
+    tail_quantile: float
+    n_tail: int
+    precision: MetricComparison
+    recall: MetricComparison
+    density: MetricComparison
+    coverage: MetricComparison
+    tail_coverage: MetricComparison
+    modes: list[ModeRow]
+    n_bootstrap: int
