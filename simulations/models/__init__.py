@@ -1,0 +1,1 @@
+"""Models behind the generation loop: each implements `simulations.loop.GenerativeModel`."""
