@@ -99,7 +99,7 @@ class Embedder:
         batch_size: int = 64,
         long_documents: LongDocuments = "truncate",
         device: str = "cpu",
-        block_size: int = 1024,
+        block_size: int = 256,  # progress granularity; encode batches within a block
     ) -> None:
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")

@@ -40,14 +40,15 @@ def wilson_interval(count: np.ndarray, n: int, level: float) -> tuple[np.ndarray
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
-def _status(ref_mass: float, low: float, high: float) -> str:
-    # Judged against the reference share with the candidate's sampling interval, so a small
-    # candidate is not called "missing" a mode merely by chance.
+def _status(ref_mass: float, mass: float, low: float, high: float) -> str:
+    # A mode is flagged only when the candidate's share differs from the reference share both
+    # confidently (the interval excludes it) and materially (by a factor), so a small candidate
+    # is not called "missing" a topic merely by chance.
     if high < 0.25 * ref_mass:
         return "missing"
-    if high < 0.5 * ref_mass:
+    if high < ref_mass and mass < 0.75 * ref_mass:
         return "under"
-    if low > 2.0 * ref_mass:
+    if low > ref_mass and mass > 1.5 * ref_mass:
         return "over"
     return "ok"
 
@@ -70,7 +71,10 @@ def mode_table(
             candidate_low=float(low[i]),
             candidate_high=float(high[i]),
             baseline_mass=float(base_counts[i] / len(baseline)),
-            status=_status(float(ref_mass[i]), float(low[i]), float(high[i])),
+            status=_status(
+                float(ref_mass[i]), float(cand_counts[i] / len(candidate)), float(low[i]),
+                float(high[i]),
+            ),
             exemplar=exemplars[i] if exemplars is not None else None,
         )
         for i in range(n_modes)

@@ -1,0 +1,94 @@
+"""Terminal rendering of detector results with rich (no numbers are computed here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    ProgressColumn,
+    Task,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from detectors.results import CoverageReport, MetricComparison
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (rich's own speed column formats bytes)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.1f}/s" if task.speed else "  -/s", style="cyan")
+
+
+@contextmanager
+def progress_bar(
+    console: Console, description: str, *, quiet: bool = False
+) -> Iterator[Callable[[int, int], None]]:
+    """A (done, total) callback that drives a bar with rate and ETA; silent when `quiet`."""
+    if quiet:
+        yield lambda done, total: None
+        return
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TaskProgressColumn(), RateColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _fmt(m: MetricComparison) -> list[str]:
+    return [
+        f"{m.value:.3f} [{m.value_low:.3f}, {m.value_high:.3f}]",
+        f"{m.baseline:.3f}",
+        f"{m.ratio:.2f} [{m.low:.2f}, {m.high:.2f}]",
+    ]
+
+
+def coverage_table(title: str, report: CoverageReport) -> Table:
+    level = f"{report.tail_coverage.level:.0%}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column(f"candidate [{level} CI]", justify="right")
+    table.add_column("human baseline", justify="right")
+    table.add_column(f"ratio [{level} CI]", justify="right")
+    for name in ("tail_coverage", "coverage", "precision", "recall", "density"):
+        table.add_row(name.replace("_", " "), *_fmt(getattr(report, name)))
+    table.caption = (
+        f"{report.sample_size} candidate docs vs {report.sample_size} held-out human docs; "
+        f"reference {report.reference_size} docs, tail = sparsest {report.tail_quantile:.0%} "
+        f"({report.n_tail} docs), k={report.k}, {report.index} index, "
+        f"{report.n_bootstrap} bootstrap resamples"
+    )
+    return table
+
+
+def modes_table(report: CoverageReport, limit: int = 12) -> Table:
+    table = Table(title="Modes (k-means topics of the reference)", title_justify="left")
+    for col in ("mode", "reference", "candidate [CI]", "baseline", "status", "exemplar"):
+        table.add_column(col, overflow="fold" if col == "exemplar" else "ellipsis")
+    style = {"missing": "bold red", "under": "yellow", "over": "magenta", "ok": "green"}
+    rows = sorted(report.modes, key=lambda r: r.candidate_mass / max(r.reference_mass, 1e-9))
+    for row in rows[:limit]:
+        table.add_row(
+            str(row.mode), f"{row.reference_mass:.3f}",
+            f"{row.candidate_mass:.3f} [{row.candidate_low:.3f}, {row.candidate_high:.3f}]",
+            f"{row.baseline_mass:.3f}", f"[{style[row.status]}]{row.status}[/]",
+            (row.exemplar or "")[:70],
+        )
+    return table
