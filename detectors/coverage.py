@@ -53,7 +53,7 @@ def memberships(
 def prdc_from_memberships(
     real_hits: sp.csr_matrix, fake_hits: sp.csr_matrix, *, k: int, tail_mask: np.ndarray | None
 ) -> PRDC:
-    n_real, n_fake = real_hits.shape
+    _n_real, n_fake = real_hits.shape
     col_counts = np.asarray(real_hits.sum(axis=0)).ravel()
     covered = real_hits.getnnz(axis=1) > 0
     tail = float(covered[tail_mask].mean()) if tail_mask is not None and tail_mask.any() else np.nan
@@ -107,8 +107,13 @@ class _BootstrapStats:
     """
 
     def __init__(
-        self, real_hits: sp.csr_matrix, fake_hits: sp.csr_matrix, k: int, tail: np.ndarray,
-        row_w: np.ndarray, rng: np.random.Generator,
+        self,
+        real_hits: sp.csr_matrix,
+        fake_hits: sp.csr_matrix,
+        k: int,
+        tail: np.ndarray,
+        row_w: np.ndarray,
+        rng: np.random.Generator,
     ) -> None:
         n_real, m = real_hits.shape
         n_boot = row_w.shape[1]
@@ -180,7 +185,10 @@ def coverage_report(
     base_sample = holdout[np.sort(rng.choice(len(holdout), m, replace=False))]
 
     real, real_index, radii, tail = (
-        reference.vectors_, reference.index_, reference.radii_, reference.tail_mask_,
+        reference.vectors_,
+        reference.index_,
+        reference.radii_,
+        reference.tail_mask_,
     )
     kind = reference.index_kind_
     cand_hits = memberships(real, real_index, radii, cand_sample, k=k, index=kind)
@@ -201,8 +209,14 @@ def coverage_report(
         v_lo, v_hi = _interval(cand_boot.values[name], level)
         r_lo, r_hi = _interval(_ratio(cand_boot.for_ratio[name], base_boot.for_ratio[name]), level)
         return MetricComparison(
-            value=value, value_low=v_lo, value_high=v_hi, baseline=baseline,
-            ratio=float(_ratio(value, baseline)), low=r_lo, high=r_hi, level=level,
+            value=value,
+            value_low=v_lo,
+            value_high=v_hi,
+            baseline=baseline,
+            ratio=float(_ratio(value, baseline)),
+            low=r_lo,
+            high=r_hi,
+            level=level,
         )
 
     return CoverageReport(

@@ -109,6 +109,8 @@ class Embedder:
             )
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # The Rust tokenizer's own threads fight torch's for the two cores and warn after fork.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         path, name = resolve_model_path(model)
         from sentence_transformers import SentenceTransformer
 
@@ -125,14 +127,18 @@ class Embedder:
         self.long_documents: LongDocuments = long_documents
         self.block_size = block_size
         # sentence-transformers 6 renamed the accessor; accept both so older installs still work.
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
         )
-        dim = get_dim()
+        dim: int | None = get_dim()
         if dim is None:
             raise ModelNotFoundError(f"the model at {path} does not report an embedding dimension")
         self.dimension = int(dim)
-        self.max_tokens = int(self._model.max_seq_length)
+        max_len = self._model.max_seq_length
+        if max_len is None:
+            raise ModelNotFoundError(f"the model at {path} does not report its maximum length")
+        self.max_tokens = int(max_len)
 
     @property
     def tokenizer(self) -> Any:
@@ -196,7 +202,10 @@ class Embedder:
             return texts, np.arange(len(texts)), np.ones(len(texts))
         body = self.max_tokens - 2  # room for [CLS] and [SEP]
         enc = self.tokenizer(
-            texts, add_special_tokens=False, truncation=False, verbose=False,
+            texts,
+            add_special_tokens=False,
+            truncation=False,
+            verbose=False,
             return_offsets_mapping=True,
         )
         windows: list[str] = []

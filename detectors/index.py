@@ -14,7 +14,7 @@ neighbour is still inside their ball, so the cost follows how many points really
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -64,6 +64,7 @@ def resolve_kind(kind: IndexKind, n: int, exact_threshold: int = EXACT_THRESHOLD
 def build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
     """An L2 index over `vectors`: flat (exact) or HNSW (approximate, for large references)."""
     dim = vectors.shape[1]
+    index: Any  # faiss's SWIG stubs do not model the index class hierarchy
     if kind == "exact":
         index = faiss.IndexFlatL2(dim)
     elif kind == "hnsw":
@@ -79,7 +80,7 @@ def build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
 def _search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(index, faiss.IndexHNSWFlat):
         # HNSW returns at most efSearch useful neighbours; widen the beam when asking for more.
-        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]
         return index.search(queries, k, params=params)
     return index.search(queries, k)
 

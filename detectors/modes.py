@@ -14,14 +14,13 @@ if TYPE_CHECKING:
     from detectors.reference import ReferenceCorpus
 
 
-def fit_modes(
-    vectors: np.ndarray, n_modes: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def fit_modes(vectors: np.ndarray, n_modes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """k-means centroids of `vectors` and each vector's mode (FAISS k-means, seeded)."""
     kmeans = faiss.Kmeans(vectors.shape[1], n_modes, niter=25, seed=seed, verbose=False)
     kmeans.train(vectors)
     _, labels = kmeans.index.search(vectors, 1)
-    return kmeans.centroids.copy(), labels.ravel().astype(np.int64)
+    centroids = np.array(kmeans.centroids, dtype=np.float32)  # a copy owned by the caller
+    return centroids, labels.ravel().astype(np.int64)
 
 
 def assign_modes(centroids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -72,7 +71,9 @@ def mode_table(
             candidate_high=float(high[i]),
             baseline_mass=float(base_counts[i] / len(baseline)),
             status=_status(
-                float(ref_mass[i]), float(cand_counts[i] / len(candidate)), float(low[i]),
+                float(ref_mass[i]),
+                float(cand_counts[i] / len(candidate)),
+                float(low[i]),
                 float(high[i]),
             ),
             exemplar=exemplars[i] if exemplars is not None else None,

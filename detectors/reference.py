@@ -119,8 +119,11 @@ class ReferenceCorpus:
         _check_texts(texts, len(vectors))
         if (texts is None) != (self.snippets_ is None):
             raise InvalidInputError(
-                "this reference was built " + ("with" if self.snippets_ is not None else "without")
-                + " texts: append " + ("with" if self.snippets_ is not None else "without") + " texts"
+                "this reference was built "
+                + ("with" if self.snippets_ is not None else "without")
+                + " texts: append "
+                + ("with" if self.snippets_ is not None else "without")
+                + " texts"
             )
         self.n_appends_ += 1
         core, holdout, core_texts = self._split(vectors, texts, appends=self.n_appends_)
@@ -138,7 +141,7 @@ class ReferenceCorpus:
         # Seeded by (random_state, append number): a reloaded reference appends reproducibly.
         rng = np.random.default_rng([self.random_state, appends])
         order = rng.permutation(len(vectors))
-        n_hold = int(round(self.holdout_fraction * len(vectors)))
+        n_hold = round(self.holdout_fraction * len(vectors))
         hold_idx, core_idx = np.sort(order[:n_hold]), np.sort(order[n_hold:])
         core_texts = None if texts is None else [texts[i][:SNIPPET_CHARS] for i in core_idx]
         dim = vectors.shape[1]
@@ -176,7 +179,7 @@ class ReferenceCorpus:
         n = len(self.vectors_)
         n_modes = self.n_modes or int(np.clip(round(np.sqrt(n / 10)), 2, 64))
         n_modes = min(n_modes, n)
-        return self._cached(  # type: ignore[no-any-return]
+        return self._cached(
             "modes", lambda: fit_modes(self.vectors_, n_modes, self.random_state)
         )
 
@@ -189,7 +192,9 @@ class ReferenceCorpus:
         _, ids = knn(self.index_, self.vectors_, centroids, 1)
         return [self.snippets_[int(i)] for i in ids[:, 0]]
 
-    def neighbours(self, queries: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(
+        self, queries: np.ndarray, k: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Euclidean distances and ids of each query's k nearest indexed reference points."""
         self._check_fitted()
         queries = as_matrix(queries, name="query vectors", dim=self.dim_)
@@ -263,17 +268,22 @@ class ReferenceCorpus:
                     f"reference at {path} has dimension {meta['dim']}, the model gives {dim}"
                 )
             ref = cls(
-                k=meta["k"], tail_quantile=meta["tail_quantile"],
-                holdout_fraction=meta["holdout_fraction"], index=meta["index"],
-                exact_threshold=meta["exact_threshold"], n_modes=meta["n_modes"],
-                model=meta["model"], random_state=meta["random_state"],
+                k=meta["k"],
+                tail_quantile=meta["tail_quantile"],
+                holdout_fraction=meta["holdout_fraction"],
+                index=meta["index"],
+                exact_threshold=meta["exact_threshold"],
+                n_modes=meta["n_modes"],
+                model=meta["model"],
+                random_state=meta["random_state"],
             )
             vectors = np.load(folder / "vectors.npy")
             holdout = np.load(folder / "holdout.npy")
             radii = np.load(folder / "radii.npy")
             kind = meta["index_kind"]
             index = (
-                build_index(vectors, kind) if kind == "exact"
+                build_index(vectors, kind)
+                if kind == "exact"
                 else faiss.read_index(str(folder / "index.faiss"))
             )
             snippets_file = folder / "snippets.json"

@@ -52,7 +52,10 @@ def demo(
 
     try:
         result = run_demo(
-            console, embedder=Embedder(), n_reference=reference_docs, n_pool=candidate_docs,
+            console,
+            embedder=Embedder(),
+            n_reference=reference_docs,
+            n_pool=candidate_docs,
             quiet=quiet,
         )
     except CollapseGuardError as exc:

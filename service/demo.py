@@ -50,7 +50,10 @@ def run_demo(
         )
     with progress_bar(console, "embedding reference", quiet=quiet) as update:
         reference = ReferenceCorpus.from_texts(
-            reference_texts, embedder, progress=update, holdout_fraction=0.25,
+            reference_texts,
+            embedder,
+            progress=update,
+            holdout_fraction=0.25,
             random_state=random_state,
         )
     with progress_bar(console, "embedding candidates", quiet=quiet) as update:
@@ -68,7 +71,9 @@ def run_demo(
     )
     if not quiet:
         console.print(coverage_table("Candidate A: fresh human articles", result.fresh))
-        console.print(coverage_table("Candidate B: dense core only (tails dropped)", result.core_only))
+        console.print(
+            coverage_table("Candidate B: dense core only (tails dropped)", result.core_only)
+        )
         console.print(modes_table(result.core_only, limit=6))
         a, b = result.fresh.tail_coverage, result.core_only.tail_coverage
         console.print(

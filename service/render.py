@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    ProgressColumn,
-    Task,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -39,9 +39,14 @@ def progress_bar(
         yield lambda done, total: None
         return
     columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TaskProgressColumn(), RateColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(description, total=None)
@@ -86,9 +91,11 @@ def modes_table(report: CoverageReport, limit: int = 12) -> Table:
     rows = sorted(report.modes, key=lambda r: r.candidate_mass / max(r.reference_mass, 1e-9))
     for row in rows[:limit]:
         table.add_row(
-            str(row.mode), f"{row.reference_mass:.3f}",
+            str(row.mode),
+            f"{row.reference_mass:.3f}",
             f"{row.candidate_mass:.3f} [{row.candidate_low:.3f}, {row.candidate_high:.3f}]",
-            f"{row.baseline_mass:.3f}", f"[{style[row.status]}]{row.status}[/]",
+            f"{row.baseline_mass:.3f}",
+            f"[{style[row.status]}]{row.status}[/]",
             (row.exemplar or "")[:70],
         )
     return table

@@ -81,18 +81,24 @@ def validate_plan(generations: int, samples: int, policy: str, beta: float) -> N
     if not isinstance(generations, int | np.integer) or generations < 0:
         raise InvalidInputError(f"generations must be a non-negative integer, got {generations!r}")
     if not isinstance(samples, int | np.integer) or samples < 1:
-        raise InvalidInputError(f"samples per generation must be a positive integer, got {samples!r}")
+        raise InvalidInputError(
+            f"samples per generation must be a positive integer, got {samples!r}"
+        )
     if policy not in POLICIES:
         raise InvalidInputError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
     if not 0.0 <= beta <= 1.0:
-        raise InvalidInputError(f"beta (fraction of fresh original data) must be in [0, 1], got {beta}")
+        raise InvalidInputError(
+            f"beta (fraction of fresh original data) must be in [0, 1], got {beta}"
+        )
     if policy != "keep-real" and beta != 0.0:
-        raise InvalidInputError(f"beta only applies to policy 'keep-real'; got beta={beta} with {policy!r}")
+        raise InvalidInputError(
+            f"beta only applies to policy 'keep-real'; got beta={beta} with {policy!r}"
+        )
 
 
 def fresh_count(samples: int, policy: str, beta: float) -> int:
     """How many of a generation's M samples are fresh original data under the policy."""
-    return int(round(beta * samples)) if policy == "keep-real" else 0
+    return round(beta * samples) if policy == "keep-real" else 0
 
 
 def run_generations(
@@ -137,7 +143,9 @@ def run_generations(
         elif policy == "keep-real":
             fresh = model.sample_original(n_fresh, rng) if n_fresh else None
             if synthetic is None or fresh is None:
-                data = synthetic if fresh is None else fresh
+                chosen = synthetic if fresh is None else fresh
+                assert chosen is not None  # M >= 1, so at least one part is non-empty
+                data = chosen
             else:
                 data = model.concat([synthetic, fresh])
         else:  # accumulate
@@ -173,14 +181,24 @@ def run_seeds(
     total = seeds * (generations + 1)
     records = []
     for s, child in enumerate(children):
+
         def tick(done: int, _total: int, offset: int = s * (generations + 1)) -> None:
             if progress is not None:
                 progress(offset + done, total)
 
-        records.append(run_generations(
-            make_model(), generations=generations, samples=samples, policy=policy, beta=beta,
-            random_state=np.random.default_rng(child),
-            initial=None if initial is None else initial(s), progress=tick,
-        ))
-    metrics = {k: np.concatenate([r.metrics[k] for r in records], axis=1) for k in records[0].metrics}
+        records.append(
+            run_generations(
+                make_model(),
+                generations=generations,
+                samples=samples,
+                policy=policy,
+                beta=beta,
+                random_state=np.random.default_rng(child),
+                initial=None if initial is None else initial(s),
+                progress=tick,
+            )
+        )
+    metrics = {
+        k: np.concatenate([r.metrics[k] for r in records], axis=1) for k in records[0].metrics
+    }
     return ChainRecord(metrics=metrics, policy=policy, beta=beta, samples=samples)

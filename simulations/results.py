@@ -55,7 +55,7 @@ class Trajectory(Frozen):
 
 
 class SimulationResult(Frozen):
-    """What `cli_runs.run_simulation` returns: one trajectory per metric, plus the run's settings."""
+    """A simulation run: one trajectory per metric, plus the run's settings."""
 
     kind: str
     policy: str
@@ -70,8 +70,13 @@ class SimulationResult(Frozen):
 
 
 def summarise(
-    values: np.ndarray, *, metric: str, description: str, level: float = 0.9,
-    theory: np.ndarray | None = None, theory_label: str | None = None,
+    values: np.ndarray,
+    *,
+    metric: str,
+    description: str,
+    level: float = 0.9,
+    theory: np.ndarray | None = None,
+    theory_label: str | None = None,
 ) -> Trajectory:
     """Bands over chains of a [generations + 1, chains] array (NaN entries are left out)."""
     values = np.asarray(values, dtype=float)
@@ -87,12 +92,21 @@ def summarise(
             continue
         lo, hi = np.quantile(finite, q)
         sem = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else math.nan
-        bands.append(Band(
-            mean=float(finite.mean()), median=float(np.median(finite)), low=float(lo),
-            high=float(hi), sem=sem, level=level, n=len(finite),
-        ))
+        bands.append(
+            Band(
+                mean=float(finite.mean()),
+                median=float(np.median(finite)),
+                low=float(lo),
+                high=float(hi),
+                sem=sem,
+                level=level,
+                n=len(finite),
+            )
+        )
     return Trajectory(
-        metric=metric, description=description, bands=tuple(bands),
+        metric=metric,
+        description=description,
+        bands=tuple(bands),
         theory=None if theory is None else tuple(float(t) for t in theory),
         theory_label=theory_label,
     )

@@ -30,9 +30,11 @@ def _sizes(n_fits: int, samples: int | Sequence[int]) -> np.ndarray:
     """Per-fit sample sizes M_0..M_{n-1} as floats."""
     if n_fits < 0:
         raise InvalidInputError(f"n_fits must be non-negative, got {n_fits}")
-    sizes = np.full(n_fits, samples, dtype=float) if np.ndim(samples) == 0 else np.asarray(
-        samples, dtype=float
-    )[:n_fits]
+    sizes = (
+        np.full(n_fits, samples, dtype=float)
+        if np.ndim(samples) == 0
+        else np.asarray(samples, dtype=float)[:n_fits]
+    )
     if len(sizes) < n_fits:
         raise InvalidInputError(f"need {n_fits} per-fit sample sizes, got {len(sizes)}")
     if np.any(sizes < 2):
@@ -52,7 +54,10 @@ def _cumprod0(factors: np.ndarray) -> np.ndarray:
 
 
 def expected_variance(
-    n_fits: int, samples: int | Sequence[int], *, sigma2: float = 1.0,
+    n_fits: int,
+    samples: int | Sequence[int],
+    *,
+    sigma2: float = 1.0,
     estimator: Estimator = "unbiased",
 ) -> np.ndarray:
     """E[sigma_j^2]: constant for the unbiased estimator, sigma^2 (1 - 1/M)^j for the MLE."""
@@ -61,7 +66,10 @@ def expected_variance(
 
 
 def variance_of_variance(
-    n_fits: int, samples: int | Sequence[int], *, sigma2: float = 1.0,
+    n_fits: int,
+    samples: int | Sequence[int],
+    *,
+    sigma2: float = 1.0,
     estimator: Estimator = "unbiased",
 ) -> np.ndarray:
     """Var[sigma_j^2] (E[(chi^2_k)^2] = k^2 + 2k): the standard error of a Monte Carlo mean of
@@ -74,7 +82,10 @@ def variance_of_variance(
 
 
 def expected_log_variance(
-    n_fits: int, samples: int | Sequence[int], *, sigma2: float = 1.0,
+    n_fits: int,
+    samples: int | Sequence[int],
+    *,
+    sigma2: float = 1.0,
     estimator: Estimator = "unbiased",
 ) -> np.ndarray:
     """E[log sigma_j^2] = log sigma^2 + sum (digamma(k/2) + log(2/a)): negative drift for either
@@ -93,7 +104,10 @@ def variance_of_log_variance(n_fits: int, samples: int | Sequence[int]) -> np.nd
 
 
 def expected_sigma(
-    n_fits: int, samples: int | Sequence[int], *, sigma2: float = 1.0,
+    n_fits: int,
+    samples: int | Sequence[int],
+    *,
+    sigma2: float = 1.0,
     estimator: Estimator = "unbiased",
 ) -> np.ndarray:
     """E[sigma_j] = sigma prod E[sqrt(chi^2_k / a)], E[sqrt(chi^2_k)] = sqrt 2 G((k+1)/2)/G(k/2)."""
@@ -104,7 +118,10 @@ def expected_sigma(
 
 
 def expected_mean_drift_squared(
-    n_fits: int, samples: int | Sequence[int], *, sigma2: float = 1.0,
+    n_fits: int,
+    samples: int | Sequence[int],
+    *,
+    sigma2: float = 1.0,
     estimator: Estimator = "unbiased",
 ) -> np.ndarray:
     """E[(mu_j - mu)^2] = sum_{i<j} E[sigma_i^2] / M_i: a random walk, unbounded when unbiased."""
@@ -114,7 +131,10 @@ def expected_mean_drift_squared(
 
 
 def expected_w2_squared(
-    n_fits: int, samples: int | Sequence[int], *, sigma2: float = 1.0,
+    n_fits: int,
+    samples: int | Sequence[int],
+    *,
+    sigma2: float = 1.0,
     estimator: Estimator = "unbiased",
 ) -> np.ndarray:
     """Exact E[W2^2(N(mu, sigma^2), N(mu_j, sigma_j^2))] in 1-D under `replace`."""

@@ -101,7 +101,9 @@ class GaussianModel:
     def dim(self) -> int:
         return len(self.mean)
 
-    def _draw(self, mean: np.ndarray, root: np.ndarray, n: int, rng: np.random.Generator) -> GaussianStats:
+    def _draw(
+        self, mean: np.ndarray, root: np.ndarray, n: int, rng: np.random.Generator
+    ) -> GaussianStats:
         z = rng.standard_normal((self.n_chains, n, self.dim))
         if self.dim == 1:
             values = mean[:, None, :] + z * root[:, :, 0][:, None, :]

@@ -23,11 +23,14 @@ def _assert_equal_to_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> None:
         assert getattr(ours, name) == pytest.approx(float(expected[name]), abs=1e-6), name
 
 
-@pytest.mark.parametrize(("n_real", "n_fake", "dim", "k", "shift"), [
-    (1000, 800, 64, 5, 0.3),
-    (600, 900, 16, 3, 0.0),
-    (500, 500, 384, 10, 1.0),
-])
+@pytest.mark.parametrize(
+    ("n_real", "n_fake", "dim", "k", "shift"),
+    [
+        (1000, 800, 64, 5, 0.3),
+        (600, 900, 16, 3, 0.0),
+        (500, 500, 384, 10, 1.0),
+    ],
+)
 def test_equal_to_prdc_on_random_vectors(n_real, n_fake, dim, k, shift):
     rng = np.random.default_rng(n_real + dim)
     real = rng.normal(size=(n_real, dim)).astype(np.float32)
@@ -37,8 +40,11 @@ def test_equal_to_prdc_on_random_vectors(n_real, n_fake, dim, k, shift):
 
 def _definition_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     """The PRDC definitions computed literally, with float64 differences (a test oracle)."""
+
     def dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.sqrt(((a[:, None, :].astype(np.float64) - b[None].astype(np.float64)) ** 2).sum(-1))
+        return np.sqrt(
+            ((a[:, None, :].astype(np.float64) - b[None].astype(np.float64)) ** 2).sum(-1)
+        )
 
     r_real = np.sort(dist(real, real), axis=1)[:, k]
     r_fake = np.sort(dist(fake, fake), axis=1)[:, k]
@@ -70,8 +76,12 @@ def test_exact_on_unit_vectors_with_duplicates():
 
 @settings(max_examples=25, deadline=None)
 @given(
-    n_real=st.integers(12, 120), n_fake=st.integers(12, 120), dim=st.integers(2, 12),
-    k=st.integers(1, 8), seed=st.integers(0, 2**32 - 1), scale=st.floats(0.2, 3.0),
+    n_real=st.integers(12, 120),
+    n_fake=st.integers(12, 120),
+    dim=st.integers(2, 12),
+    k=st.integers(1, 8),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.floats(0.2, 3.0),
 )
 def test_equal_to_prdc_property(n_real, n_fake, dim, k, seed, scale):
     rng = np.random.default_rng(seed)
@@ -113,11 +123,19 @@ def test_tail_mask_restricts_coverage():
     assert 0 <= res.tail_coverage <= 1 and brute["coverage"] >= 0
 
 
-@pytest.mark.parametrize(("real", "fake", "error", "message"), [
-    (np.zeros((0, 4)), np.ones((10, 4)), EmptyCorpusError, "empty"),
-    (np.ones((10, 4)), np.ones((10, 5)), DimensionMismatchError, "dimension 5"),
-    (np.random.default_rng(0).normal(size=(3, 4)), np.ones((10, 4)), InsufficientDataError, "k\\+1"),
-])
+@pytest.mark.parametrize(
+    ("real", "fake", "error", "message"),
+    [
+        (np.zeros((0, 4)), np.ones((10, 4)), EmptyCorpusError, "empty"),
+        (np.ones((10, 4)), np.ones((10, 5)), DimensionMismatchError, "dimension 5"),
+        (
+            np.random.default_rng(0).normal(size=(3, 4)),
+            np.ones((10, 4)),
+            InsufficientDataError,
+            "k\\+1",
+        ),
+    ],
+)
 def test_bad_input(real, fake, error, message):
     with pytest.raises(error, match=message):
         compute_prdc(real, fake, k=5)

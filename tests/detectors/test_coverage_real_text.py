@@ -54,9 +54,7 @@ def test_modes_show_a_missing_topic(wiki_reference):
     centroids, labels = wiki_reference.modes_
     largest = int(np.bincount(labels).argmax())
     held_out = wiki_reference.holdout_
-    nearest = np.argmin(
-        ((held_out[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1
-    )
+    nearest = np.argmin(((held_out[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
     report = coverage_report(wiki_reference, held_out[nearest != largest], random_state=3)
     rows = {row.mode: row for row in report.modes}
     assert rows[largest].status == "missing"

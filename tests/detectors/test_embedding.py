@@ -70,7 +70,9 @@ def test_chunking_embeds_every_window(wiki_docs):
 
 def test_progress_reports_every_block(wiki_docs):
     seen: list[tuple[int, int]] = []
-    Embedder(block_size=10).embed([d.text for d in wiki_docs[:25]], progress=lambda d, t: seen.append((d, t)))
+    Embedder(block_size=10).embed(
+        [d.text for d in wiki_docs[:25]], progress=lambda d, t: seen.append((d, t))
+    )
     assert seen == [(10, 25), (20, 25), (25, 25)]
 
 

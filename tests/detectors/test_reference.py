@@ -21,7 +21,7 @@ from detectors.errors import (
     NotFittedError,
     ReferenceMismatchError,
 )
-from detectors.index import knn_radii, build_index
+from detectors.index import build_index, knn_radii
 from detectors.reference import ReferenceCorpus
 
 
@@ -68,7 +68,9 @@ def test_save_load_round_trip_gives_identical_audits(tmp_path, vectors):
     ref.save(tmp_path / "ref")
     loaded = ReferenceCorpus.load(tmp_path / "ref", model="test-model", dim=16)
     cand = np.random.default_rng(1).normal(size=(150, 16)).astype(np.float32)
-    assert coverage_report(loaded, cand, n_bootstrap=50) == coverage_report(ref, cand, n_bootstrap=50)
+    assert coverage_report(loaded, cand, n_bootstrap=50) == coverage_report(
+        ref, cand, n_bootstrap=50
+    )
     assert loaded.mode_exemplars_ == ref.mode_exemplars_
     assert loaded.mode_exemplars_[0].startswith("document number")
 
@@ -78,7 +80,9 @@ def test_hnsw_reference_round_trip(tmp_path, vectors):
     ref.save(tmp_path / "ref")
     loaded = ReferenceCorpus.load(tmp_path / "ref")
     assert loaded.index_kind_ == "hnsw"
-    np.testing.assert_array_equal(loaded.neighbours(vectors[:20])[1], ref.neighbours(vectors[:20])[1])
+    np.testing.assert_array_equal(
+        loaded.neighbours(vectors[:20])[1], ref.neighbours(vectors[:20])[1]
+    )
 
 
 def test_resave_replaces_atomically_and_cleans_up(tmp_path, vectors):
@@ -130,7 +134,7 @@ def test_load_detects_corruption(tmp_path, vectors):
     np.save(tmp_path / "ref" / "radii.npy", np.zeros(3))
     with pytest.raises(CorruptReferenceError, match="disagree"):
         ReferenceCorpus.load(tmp_path / "ref")
-    with pytest.raises(CorruptReferenceError, match="meta.json missing"):
+    with pytest.raises(CorruptReferenceError, match=r"meta\.json missing"):
         ReferenceCorpus.load(tmp_path / "nothing-here")
 
 
@@ -140,13 +144,16 @@ def test_save_refuses_to_overwrite_foreign_folder(tmp_path, vectors):
         ReferenceCorpus().fit(vectors).save(tmp_path / "mine")
 
 
-@pytest.mark.parametrize(("bad", "error", "message"), [
-    (np.zeros((0, 8)), EmptyCorpusError, "empty"),
-    (np.zeros(8), InvalidInputError, "2-D"),
-    (np.full((20, 4), np.nan), InvalidInputError, "NaN"),
-    (np.ones((5, 4)), InsufficientDataError, "at least 7"),
-    ([["a", "b"], ["c", "d"]], InvalidInputError, "numeric"),
-])
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (np.zeros((0, 8)), EmptyCorpusError, "empty"),
+        (np.zeros(8), InvalidInputError, "2-D"),
+        (np.full((20, 4), np.nan), InvalidInputError, "NaN"),
+        (np.ones((5, 4)), InsufficientDataError, "at least 7"),
+        ([["a", "b"], ["c", "d"]], InvalidInputError, "numeric"),
+    ],
+)
 def test_fit_bad_input(bad, error, message):
     with pytest.raises(error, match=message):
         ReferenceCorpus().fit(bad)
