@@ -71,6 +71,23 @@ def demo(
             raise fail(f"cannot write {json_out}: {exc.strerror}") from None
 
 
+def _register_commands() -> None:
+    """Attach every command module in `service.commands` (each exposes `register(app)`)."""
+    import importlib
+    import pkgutil
+
+    import service.commands as commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"service.commands.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     sys.exit(app())
 
