@@ -1,0 +1,1 @@
+"""The audit report: one self-contained HTML file and a PNG summary."""
