@@ -1,0 +1,225 @@
+"""Where the CLI's work happens: the local data directory (default) or a running service (--url).
+
+Both backends take the same calls and return the service's own models (`service.schemas`), so
+`audit --json` prints the same JSON either way. The local backend runs `service.audit.run_audit`
+in-process on the data directory from `service.settings.Settings`; the remote one goes through
+`service.client.Client`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from detectors.errors import CollapseGuardError, InvalidInputError
+
+Progress = Callable[[int, int], None]
+
+
+NOT_WIRED = "the local data directory is not wired to the service core yet: use --url"
+
+
+class CoreUnavailableError(CollapseGuardError):
+    """The service core this command needs is not part of this installation."""
+
+
+def _core(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(("service.", "simulations.")):
+            raise CoreUnavailableError(
+                f"{module} is not available in this installation ({exc.name} missing): "
+                "this command needs the service core; use --url with a running service"
+            ) from None
+        raise
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    result: Any  # service.schemas.AuditResult
+    extras: dict[str, Any] = field(default_factory=dict)  # display-only data for the report
+
+
+class Backend(Protocol):
+    def build_reference(self, name: str, texts: list[str], *, progress: Progress) -> Any: ...
+    def list_references(self) -> list[Any]: ...
+    def show_reference(self, name: str) -> Any: ...
+    def audit(
+        self,
+        reference: str,
+        texts: list[str],
+        *,
+        policy: Any,
+        plan: Any,
+        progress: Progress,
+        keep_vectors: bool,
+    ) -> AuditOutcome: ...
+    def close(self) -> None: ...
+
+
+@contextmanager
+def open_backend(
+    url: str | None, api_key: str | None, *, engine: str = "local"
+) -> Iterator[Backend]:
+    if engine not in ("local", "ray"):
+        raise InvalidInputError(f"unknown engine {engine!r}: choose local or ray")
+    backend: Backend
+    if url is not None:
+        backend = RemoteBackend(url, api_key=api_key)
+    else:
+        if api_key is not None:
+            raise InvalidInputError("--api-key is only used with --url")
+        backend = LocalBackend(engine=engine)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def load_policy(path: Path | None) -> Any:
+    """The policy from a TOML file (validated by the service's Policy model), or None = defaults."""
+    if path is None:
+        return None
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such policy file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path}: not valid TOML ({exc})") from None
+    policy = _core("service.policy")
+    return _validated(policy.Policy, raw, str(path))
+
+
+def parse_plan(spec: str) -> Any:
+    """A retraining plan from 'key=value,...', e.g. 'generations=5,policy=keep-real,beta=0.1'."""
+    values: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--plan: {part!r} is not key=value")
+        values[key.strip().replace("-", "_")] = value.strip()
+    forecast = _core("simulations.forecast")
+    return _validated(forecast.Plan, values, "--plan")
+
+
+def _validated(model: Any, values: dict[str, Any], where: str) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInputError(f"{where}: {problems}") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{where}: {exc}") from None
+
+
+def verdict_panel(result: Any) -> Any:
+    from rich.panel import Panel
+
+    verdict = result.verdict
+    style = {"keep": "green", "top-up": "yellow", "reject": "red"}.get(verdict.decision, "white")
+    lines = [f"[bold {style}]{verdict.decision.upper()}[/]"]
+    if verdict.top_up_documents:
+        lines.append(f"add {verdict.top_up_documents:,} fresh human documents")
+    lines += [f"- {_reason_text(r)}" for r in verdict.reasons]
+    return Panel("\n".join(lines), title="verdict", expand=False)
+
+
+def _reason_text(reason: Any) -> str:
+    return reason if isinstance(reason, str) else getattr(reason, "message", str(reason))
+
+
+class LocalBackend:
+    """The data directory of `Settings`, with the embedder loaded once, in this process."""
+
+    def __init__(self, *, engine: str = "local") -> None:
+        settings_module = _core("service.settings")
+        store_module = _core("service.store")
+        self.settings = settings_module.Settings()
+        self.store = store_module.Store(self.settings)
+        self.engine = engine
+        self._embedder: Any = None
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from detectors.embedding import Embedder
+
+            self._embedder = Embedder()
+        return self._embedder
+
+    def build_reference(self, name: str, texts: list[str], *, progress: Progress) -> Any:
+        _core("service.store")
+        raise CoreUnavailableError(NOT_WIRED)
+
+    def list_references(self) -> list[Any]:
+        _core("service.store")
+        raise CoreUnavailableError(NOT_WIRED)
+
+    def show_reference(self, name: str) -> Any:
+        _core("service.store")
+        raise CoreUnavailableError(NOT_WIRED)
+
+    def audit(
+        self,
+        reference: str,
+        texts: list[str],
+        *,
+        policy: Any,
+        plan: Any,
+        progress: Progress,
+        keep_vectors: bool,
+    ) -> AuditOutcome:
+        _core("service.audit")
+        raise CoreUnavailableError(NOT_WIRED)
+
+
+class RemoteBackend:
+    """A running service, through `service.client.Client`."""
+
+    def __init__(self, url: str, *, api_key: str | None) -> None:
+        from service.client import BaseClient
+
+        self.client = BaseClient(url, api_key=api_key)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def build_reference(self, name: str, texts: list[str], *, progress: Progress) -> Any:
+        raise CoreUnavailableError(NOT_WIRED_REMOTE)
+
+    def list_references(self) -> list[Any]:
+        raise CoreUnavailableError(NOT_WIRED_REMOTE)
+
+    def show_reference(self, name: str) -> Any:
+        raise CoreUnavailableError(NOT_WIRED_REMOTE)
+
+    def audit(
+        self,
+        reference: str,
+        texts: list[str],
+        *,
+        policy: Any,
+        plan: Any,
+        progress: Progress,
+        keep_vectors: bool,
+    ) -> AuditOutcome:
+        raise CoreUnavailableError(NOT_WIRED_REMOTE)
+
+
+NOT_WIRED_REMOTE = "the REST endpoints this needs are not part of this build yet"

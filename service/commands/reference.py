@@ -1,0 +1,124 @@
+"""`collapse-guard reference build | list | show`: human reference corpora, local or remote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.commands.common import (
+    ApiKeyOption,
+    FormatOption,
+    QuietOption,
+    SplitOption,
+    TextFieldOption,
+    TextUnitOption,
+    UrlOption,
+    read_corpus,
+    user_errors,
+)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        name="reference",
+        help="Build, list and show human reference corpora.",
+        no_args_is_help=True,
+    )
+    app.add_typer(group, name="reference")
+
+    @group.command("build")
+    def build(
+        name: Annotated[str, typer.Argument(help="Name of the new reference.")],
+        files: Annotated[
+            list[Path], typer.Argument(help="JSONL, Parquet, text files, folders, datasets dirs.")
+        ],
+        text_field: TextFieldOption = "text",
+        format: FormatOption = "auto",
+        text_unit: TextUnitOption = "file",
+        split: SplitOption = None,
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        quiet: QuietOption = False,
+    ) -> None:
+        """Embed human documents and store them as reference NAME (index, tails, modes)."""
+        from service.cli import console, fail
+        from service.commands.backend import open_backend
+        from service.render import progress_bar
+
+        with user_errors(fail):
+            texts = read_corpus(
+                files,
+                console=console,
+                quiet=quiet,
+                text_field=text_field,
+                format=format,
+                text_unit=text_unit,
+                split=split,
+                what="reference",
+            )
+            with (
+                open_backend(url, api_key) as backend,
+                progress_bar(console, "embedding reference", quiet=quiet) as update,
+            ):
+                info = backend.build_reference(name, texts, progress=update)
+        if not quiet:
+            console.print(reference_table([info]))
+
+    @group.command("list")
+    def list_(
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+    ) -> None:
+        """List the stored references."""
+        import json
+
+        from service.cli import console, fail
+        from service.commands.backend import open_backend
+
+        with user_errors(fail), open_backend(url, api_key) as backend:
+            infos = backend.list_references()
+        if json_out:
+            print(json.dumps([i.model_dump(mode="json") for i in infos], indent=2))
+        elif infos:
+            console.print(reference_table(infos))
+        else:
+            console.print("no references yet: collapse-guard reference build NAME FILES...")
+
+    @group.command("show")
+    def show(
+        name: Annotated[str, typer.Argument(help="Reference name.")],
+        url: UrlOption = None,
+        api_key: ApiKeyOption = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+    ) -> None:
+        """Show one reference: size, model, dimension, tail quantile, created."""
+        from service.cli import console, fail
+        from service.commands.backend import open_backend
+
+        with user_errors(fail), open_backend(url, api_key) as backend:
+            info = backend.show_reference(name)
+        if json_out:
+            print(info.model_dump_json(indent=2))
+        else:
+            console.print(reference_table([info]))
+
+
+def reference_table(infos: list) -> object:
+    from rich.table import Table
+
+    table = Table(title="References", title_justify="left")
+    fields = [f for f in type(infos[0]).model_fields if f not in {"params", "meta"}]
+    for field in fields:
+        table.add_column(field.replace("_", " "))
+    for info in infos:
+        table.add_row(*(_cell(getattr(info, f)) for f in fields))
+    return table
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,129 @@
+"""`collapse-guard reference` / `audit` / `demo-data` as a user runs them: real subprocesses.
+
+User mistakes must print exactly one `error:` line on stderr and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "service.cli"]
+
+
+def run(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+    if data_dir is not None:
+        env["COLLAPSE_GUARD_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT
+    )
+
+
+def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    # rich may wrap a long line: compare against the whole stderr with newlines folded.
+    flat = " ".join(proc.stderr.split())
+    for needle in needles:
+        assert needle in flat, (needle, proc.stderr)
+    return flat
+
+
+@pytest.fixture(scope="module")
+def bbc_jsonl(tmp_path_factory, bbc_docs) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "bbc.jsonl"
+    with path.open("w") as f:
+        for doc in bbc_docs[:30]:
+            f.write(json.dumps({"body": doc.text, "source": doc.source}) + "\n")
+    return path
+
+
+def test_audit_help_documents_the_exit_codes():
+    proc = run("audit", "--help")
+    assert proc.returncode == 0
+    flat = " ".join(proc.stdout.split())
+    assert "0 keep, 10 top-up, 20 reject, 2 user error" in flat
+    for option in ("--reference", "--policy", "--plan", "--report", "--json", "--engine", "--url"):
+        assert option in proc.stdout
+
+
+def test_missing_corpus_file(tmp_path):
+    proc = run("audit", str(tmp_path / "nope.jsonl"), "--reference", "bbc", "--quiet")
+    assert_user_error(proc, "nope.jsonl: no such file or folder")
+    proc = run("reference", "build", "bbc", str(tmp_path / "ref.parquet"), "--quiet")
+    assert_user_error(proc, "ref.parquet: no such file or folder")
+
+
+def test_wrong_field_name_lists_the_fields(bbc_jsonl):
+    proc = run("audit", str(bbc_jsonl), "--reference", "bbc", "--quiet")
+    assert_user_error(proc, "no field 'text' (fields: 'body', 'source')", "--text-field")
+
+
+def test_unreadable_format_and_unknown_extension(tmp_path, bbc_docs):
+    fake = tmp_path / "corpus.parquet"
+    fake.write_text(bbc_docs[0].text)
+    assert_user_error(
+        run("audit", str(fake), "--reference", "bbc", "--quiet"), "not a readable Parquet file"
+    )
+    csv = tmp_path / "corpus.csv"
+    csv.write_text(bbc_docs[0].text)
+    assert_user_error(
+        run("reference", "build", "x", str(csv), "--quiet"), "unknown format", "--format"
+    )
+
+
+def test_non_utf8_bytes_name_the_line(tmp_path, bbc_docs):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(
+        json.dumps({"text": bbc_docs[0].text}).encode() + b"\n" + b'{"text": "caf\xe9"}\n'
+    )
+    assert_user_error(
+        run("audit", str(path), "--reference", "bbc", "--quiet"),
+        "latin1.jsonl:2: not valid UTF-8",
+    )
+
+
+def test_bad_options_are_one_line(tmp_path, bbc_jsonl):
+    args = [str(bbc_jsonl), "--text-field", "body", "--reference", "bbc", "--quiet"]
+    assert_user_error(
+        run("audit", *args, "--policy", str(tmp_path / "p.toml")), "p.toml: no such policy file"
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text("max_synthetic_fraction = [unclosed\n")
+    assert_user_error(run("audit", *args, "--policy", str(bad)), "bad.toml: not valid TOML")
+    assert_user_error(run("audit", *args, "--engine", "spark"), "unknown engine 'spark'")
+    assert_user_error(
+        run("audit", *args, "--json", str(tmp_path / "no" / "out.json")), "does not exist"
+    )
+
+
+def test_demo_data_writes_real_bbc_jsonl(tmp_path):
+    proc = run("demo-data", str(tmp_path), "--reference-docs", "100", "--candidate-docs", "40")
+    assert proc.returncode == 0, proc.stderr
+    reference = [json.loads(x) for x in (tmp_path / "reference.jsonl").read_text().splitlines()]
+    fresh = [json.loads(x) for x in (tmp_path / "candidate-fresh.jsonl").read_text().splitlines()]
+    narrow = [json.loads(x) for x in (tmp_path / "candidate-narrow.jsonl").read_text().splitlines()]
+    assert len(reference) == 100 and len(fresh) == 40 and len(narrow) == 40
+    # Candidates are unseen articles; the narrow one comes from two BBC sections only.
+    assert not {r["source"] for r in reference} & {r["source"] for r in fresh + narrow}
+    assert {r["source"].split("/")[1] for r in narrow} == {"business", "sports"}
+    assert len({r["source"].split("/")[1] for r in reference}) == 5
+    assert all(len(r["text"].split()) > 20 for r in reference + fresh + narrow)
+    # Same seed, same files.
+    again = tmp_path / "again"
+    assert (
+        run(
+            "demo-data", str(again), "--reference-docs", "100", "--candidate-docs", "40", "--quiet"
+        ).returncode
+        == 0
+    )
+    assert (again / "reference.jsonl").read_bytes() == (tmp_path / "reference.jsonl").read_bytes()
