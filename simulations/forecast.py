@@ -1,0 +1,317 @@
+"""Forecasts for the service: what recursive retraining on a corpus like this one would do.
+
+- `forecast(reference, candidate, plan)`: the recursion in the corpus's embedding space (PCA +
+  Gaussian mixture per generation, `simulations.models.embedding`), starting from the candidate.
+- `what_if(synthetic_fraction=..., tail_coverage=..., plan=...)`: no embeddings; the categorical
+  what-if model (`simulations.whatif`), in milliseconds.
+- `min_top_up(...)` / `what_if_top_up(...)`: the smallest fraction beta of fresh human data per
+  generation (policy keep-real) whose forecast keeps the final generation's mean tail coverage
+  ratio at or above a target, by bisection with common random numbers (every beta is simulated
+  with the same seeds, so the comparison between betas is not swamped by seed noise).
+
+Trajectories "tail_coverage", "recall", "precision" and "coverage" are ratios to a fresh human
+sample of the same size (1.0 = as good as human data), "divergence" a distance to the reference;
+each band is over `plan.seeds` independent chains.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import Field
+
+from detectors.errors import InvalidInputError
+from detectors.index import as_matrix
+from simulations.loop import ChainRecord, run_generations, run_seeds
+from simulations.models.embedding import DESCRIPTIONS as EMBEDDING_DESCRIPTIONS
+from simulations.models.embedding import EmbeddingMixtureModel, ProjectedReference
+from simulations.results import Band, Frozen, Trajectory, summarise
+from simulations.whatif import DESCRIPTIONS as WHATIF_DESCRIPTIONS
+from simulations.whatif import WhatIfCorpus, WhatIfModel
+
+if TYPE_CHECKING:
+    from detectors.reference import ReferenceCorpus
+
+ProgressCallback = Callable[[int, int], None]
+BISECTION_STEPS = 6  # beta resolution max_beta / 64
+
+
+class Plan(Frozen):
+    """A retraining plan: how many generations, how much data each, and the mixing policy."""
+
+    generations: int = Field(default=5, ge=1, le=100)
+    samples: int = Field(default=1000, ge=50, le=100_000)
+    policy: Literal["replace", "keep-real", "accumulate"] = "replace"
+    beta: float = Field(default=0.0, ge=0.0, le=1.0)
+    seeds: int = Field(default=8, ge=2, le=256)
+
+    def model_post_init(self, _context: object) -> None:
+        if self.policy != "keep-real" and self.beta != 0.0:
+            raise InvalidInputError(
+                f"beta (fresh human fraction) only applies to policy 'keep-real'; got beta="
+                f"{self.beta} with policy {self.policy!r}"
+            )
+
+
+class Forecast(Frozen):
+    """Index 0 of every trajectory is the candidate as audited; index g >= 1 is the data the
+    generation-g model produces under the plan. `human` is the same plan started from fresh
+    human data with the same seeds: even human data degrades under recursion (finite samples),
+    so a candidate is judged against what human data would reach, not against 1.0."""
+
+    plan: Plan
+    method: str  # "embedding-gmm" or "what-if"
+    trajectories: dict[str, Trajectory]
+    human: dict[str, Trajectory]
+    elapsed_seconds: float
+
+    def final(self, metric: str = "tail_coverage") -> Band:
+        return self.trajectories[metric].bands[-1]
+
+    def relative_final(self, metric: str = "tail_coverage") -> float:
+        """Final-generation mean of `metric` / the human start's (1.0 = no worse than human)."""
+        human = self.human[metric].bands[-1].mean
+        return float(self.final(metric).mean / human) if human > 0 else float("nan")
+
+
+class TopUp(Frozen):
+    """The target is relative: final tail coverage >= target x that of fresh human data under
+    the original plan."""
+
+    beta: float  # smallest fresh-human fraction per generation meeting the target
+    documents_per_generation: int  # round(beta * samples): the N a verdict reports
+    target: float
+    feasible: bool  # False when even max_beta misses the target
+    achieved: Band  # final-generation tail coverage ratio under `beta`
+    achieved_relative: float  # achieved mean / the human start's final mean under the plan
+    forecast: Forecast
+
+
+def _trajectories(record: ChainRecord, descriptions: dict[str, str]) -> dict[str, Trajectory]:
+    return {
+        name: summarise(values, metric=name, description=descriptions.get(name, name))
+        for name, values in record.metrics.items()
+    }
+
+
+def _with_start(start: dict[str, np.ndarray], record: ChainRecord) -> ChainRecord:
+    """Prepend the measured starting data (row 0) to a run's per-generation rows."""
+    metrics = {k: np.vstack([start[k][None, :], v]) for k, v in record.metrics.items()}
+    return ChainRecord(
+        metrics=metrics, policy=record.policy, beta=record.beta, samples=record.samples
+    )
+
+
+def _with_policy(plan: Plan, beta: float) -> Plan:
+    return plan.model_copy(update={"policy": "keep-real", "beta": float(beta)})
+
+
+# ---------------------------------------------------------------- embedding-space forecasts
+def forecast(
+    reference: ReferenceCorpus,
+    candidate: np.ndarray,
+    plan: Plan,
+    *,
+    random_state: int = 0,
+    progress: ProgressCallback | None = None,
+    projected: ProjectedReference | None = None,
+    human: dict[str, Trajectory] | None = None,
+) -> Forecast:
+    """Forecast `plan` from `candidate` (embedding vectors) against a fitted reference."""
+    start = time.perf_counter()
+    cand = as_matrix(candidate, name="candidate vectors", dim=reference.dim_)
+    proj = projected or ProjectedReference.build(reference, seed=random_state)
+    cand_p = proj.project(cand)
+    m = plan.samples
+
+    def run(start: Callable[[int], np.ndarray]) -> dict[str, Trajectory]:
+        model = EmbeddingMixtureModel(proj, baseline_seed=random_state)
+        first: dict[str, list[float]] = {
+            k: [] for k in ("tail_coverage", "recall", "precision", "coverage", "divergence")
+        }
+        for seed in range(plan.seeds):  # row 0: the starting data itself, as audited
+            scored = model.score(start(seed), np.random.default_rng(0))
+            for k, v in scored.items():
+                first[k].append(float(v[0]))
+        record = run_seeds(
+            lambda: EmbeddingMixtureModel(proj, baseline_seed=random_state),
+            seeds=plan.seeds,
+            generations=plan.generations - 1,
+            samples=m,
+            policy=plan.policy,
+            beta=plan.beta,
+            random_state=random_state,
+            initial=start,
+            progress=progress,
+        )
+        start_rows = {k: np.asarray(v) for k, v in first.items()}
+        return _trajectories(_with_start(start_rows, record), EMBEDDING_DESCRIPTIONS)
+
+    def from_candidate(seed: int) -> np.ndarray:
+        rng = np.random.default_rng([random_state, seed, 7])
+        return cand_p[rng.choice(len(cand_p), m, replace=m > len(cand_p))]
+
+    def from_human(seed: int) -> np.ndarray:
+        rng = np.random.default_rng([random_state, seed, 11])
+        hold = proj.holdout
+        return hold[rng.choice(len(hold), m, replace=m > len(hold))]
+
+    return Forecast(
+        plan=plan,
+        method="embedding-gmm",
+        trajectories=run(from_candidate),
+        human=human if human is not None else run(from_human),
+        elapsed_seconds=time.perf_counter() - start,
+    )
+
+
+def min_top_up(
+    reference: ReferenceCorpus,
+    candidate: np.ndarray,
+    plan: Plan,
+    *,
+    target: float,
+    max_beta: float = 0.5,
+    random_state: int = 0,
+    progress: ProgressCallback | None = None,
+) -> TopUp:
+    """Smallest keep-real beta whose embedding forecast ends with a mean tail coverage of at
+    least `target` x that of fresh human data under the original plan."""
+    proj = ProjectedReference.build(reference, seed=random_state)
+    base = forecast(reference, candidate, plan, random_state=random_state, projected=proj)
+
+    def run(beta: float) -> Forecast:
+        return forecast(
+            reference,
+            candidate,
+            _with_policy(plan, beta),
+            random_state=random_state,
+            projected=proj,
+            human=base.human,
+        )
+
+    return _bisect(run, base, target=target, max_beta=max_beta, progress=progress)
+
+
+# ---------------------------------------------------------------- what-if forecasts
+def what_if(
+    *, synthetic_fraction: float, tail_coverage: float, plan: Plan, random_state: int = 0
+) -> Forecast:
+    """Forecast from two audit numbers alone (see `simulations.whatif`); milliseconds."""
+    start = time.perf_counter()
+    corpus = WhatIfCorpus(
+        synthetic_fraction=synthetic_fraction, tail_coverage=tail_coverage, samples=plan.samples
+    )
+
+    def run(start_law: np.ndarray) -> dict[str, Trajectory]:
+        model = WhatIfModel(corpus, n_chains=plan.seeds)
+        rng = np.random.default_rng(random_state)
+        data = rng.multinomial(plan.samples, start_law, size=plan.seeds)
+        model.fit(data)
+        first = {k: np.asarray(v) for k, v in model.score(data, rng).items()}
+        record = run_generations(
+            model,
+            generations=plan.generations - 1,
+            samples=plan.samples,
+            policy=plan.policy,
+            beta=plan.beta,
+            random_state=rng,
+            initial=data,
+        )
+        return _trajectories(_with_start(first, record), WHATIF_DESCRIPTIONS)
+
+    return Forecast(
+        plan=plan,
+        method="what-if",
+        trajectories=run(corpus.candidate),
+        human=run(corpus.human),
+        elapsed_seconds=time.perf_counter() - start,
+    )
+
+
+def what_if_top_up(
+    *,
+    synthetic_fraction: float,
+    tail_coverage: float,
+    plan: Plan,
+    target: float,
+    max_beta: float = 0.5,
+    random_state: int = 0,
+) -> TopUp:
+    base = what_if(
+        synthetic_fraction=synthetic_fraction,
+        tail_coverage=tail_coverage,
+        plan=plan,
+        random_state=random_state,
+    )
+
+    def run(beta: float) -> Forecast:
+        f = what_if(
+            synthetic_fraction=synthetic_fraction,
+            tail_coverage=tail_coverage,
+            plan=_with_policy(plan, beta),
+            random_state=random_state,
+        )
+        return f.model_copy(update={"human": base.human})
+
+    return _bisect(run, base, target=target, max_beta=max_beta, progress=None)
+
+
+# ---------------------------------------------------------------- the search
+def _bisect(
+    run: Callable[[float], Forecast],
+    base: Forecast,
+    *,
+    target: float,
+    max_beta: float,
+    progress: ProgressCallback | None,
+) -> TopUp:
+    if not 0.0 < target <= 1.5:
+        raise InvalidInputError(
+            f"target (relative tail coverage) must be in (0, 1.5], got {target}"
+        )
+    if not 0.0 < max_beta <= 1.0:
+        raise InvalidInputError(f"max_beta must be in (0, 1], got {max_beta}")
+    plan = base.plan
+    total = BISECTION_STEPS + 1
+    done = 0
+
+    def evaluate(beta: float) -> Forecast:
+        nonlocal done
+        result = run(beta)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return result
+
+    def meets(f: Forecast) -> bool:
+        return f.relative_final() >= target
+
+    def top_up(beta: float, f: Forecast, feasible: bool) -> TopUp:
+        return TopUp(
+            beta=beta,
+            documents_per_generation=round(beta * plan.samples),
+            target=target,
+            feasible=feasible,
+            achieved=f.final(),
+            achieved_relative=f.relative_final(),
+            forecast=f,
+        )
+
+    if meets(base):  # the plan as given already meets the target: no top-up needed
+        return top_up(plan.beta if plan.policy == "keep-real" else 0.0, base, True)
+    high_forecast = evaluate(max_beta)
+    if not meets(high_forecast):
+        return top_up(max_beta, high_forecast, False)
+    low, high = 0.0, max_beta
+    for _ in range(BISECTION_STEPS):
+        mid = (low + high) / 2
+        f = evaluate(mid)
+        if meets(f):
+            high, high_forecast = mid, f
+        else:
+            low = mid
+    return top_up(high, high_forecast, True)

@@ -1,0 +1,156 @@
+"""The collapse recursion in a corpus's embedding space: a Gaussian mixture refitted on its own
+samples each generation, measured against a human reference with the detectors' metrics.
+
+Everything happens in a PCA projection fitted on the reference (sentence embeddings are 384-d;
+a mixture with full covariances needs far fewer dimensions to be estimable from ~1000 points).
+The reference's k-NN radii and tail mask are recomputed in that space, so precision, recall and
+tail coverage are the same PRDC quantities as in an audit, only on the projected vectors. Each
+metric is reported as a ratio to the same metric of a fresh human sample of the same size drawn
+from the reference's held-out part: 1.0 means "as good as human data at this size".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
+
+from detectors.coverage import compute_prdc
+from detectors.errors import InsufficientDataError, NotFittedError
+from detectors.index import build_index, knn_radii
+from simulations.models.gaussian import gaussian_w2_squared
+
+if TYPE_CHECKING:
+    from detectors.reference import ReferenceCorpus
+
+METRICS = ("tail_coverage", "recall", "precision", "coverage")
+DESCRIPTIONS = {
+    "tail_coverage": "tail coverage / that of a fresh human sample of the same size",
+    "recall": "recall / that of a fresh human sample of the same size",
+    "precision": "precision / that of a fresh human sample of the same size",
+    "coverage": "coverage / that of a fresh human sample of the same size",
+    "divergence": "Frechet (Gaussian W2^2) distance to the reference, in PCA space",
+}
+
+
+@dataclass(frozen=True)
+class ProjectedReference:
+    """The reference, its held-out human part and its tail, in a PCA space fitted on it."""
+
+    core: np.ndarray  # [n, d] reference points the metrics are measured against
+    holdout: np.ndarray  # [h, d] human points never in `core`: fresh data and baseline
+    tail_mask: np.ndarray  # [n] True for the sparse tail (top-q k-NN radius) in this space
+    k: int
+    pca: PCA
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @classmethod
+    def build(
+        cls, reference: ReferenceCorpus, *, dims: int = 16, max_points: int = 3000, seed: int = 0
+    ) -> ProjectedReference:
+        core, holdout = reference.vectors_, reference.holdout_
+        if len(holdout) < reference.k + 1:
+            raise InsufficientDataError(
+                f"a forecast needs at least {reference.k + 1} held-out reference documents; "
+                f"the reference holds out {len(holdout)}: rebuild it with holdout_fraction > 0"
+            )
+        rng = np.random.default_rng(seed)
+        if len(core) > max_points:  # the metrics' cost grows with the reference size
+            core = core[np.sort(rng.choice(len(core), max_points, replace=False))]
+        dims = int(min(dims, core.shape[1], len(core) - 1))
+        pca = PCA(n_components=dims, random_state=seed).fit(core)
+        core_p = pca.transform(core).astype(np.float32)
+        radii = knn_radii(build_index(core_p, "exact"), core_p, reference.k)
+        tail = radii >= np.quantile(radii, 1 - reference.tail_quantile)
+        return cls(
+            core=core_p,
+            holdout=pca.transform(holdout).astype(np.float32),
+            tail_mask=tail,
+            k=reference.k,
+            pca=pca,
+            mean=core_p.mean(axis=0),
+            cov=np.cov(core_p, rowvar=False),
+        )
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        return self.pca.transform(vectors).astype(np.float32)
+
+    def raw_metrics(self, points: np.ndarray) -> dict[str, float]:
+        out = compute_prdc(self.core, points, k=self.k, tail_mask=self.tail_mask)
+        return {m: float(getattr(out, m)) for m in METRICS}
+
+    def divergence(self, points: np.ndarray) -> float:
+        cov = np.cov(points, rowvar=False)
+        return float(gaussian_w2_squared(self.mean, self.cov, points.mean(axis=0), cov))
+
+
+class EmbeddingMixtureModel:
+    """One chain of the recursion: a GMM (full covariances) fitted on this generation's points.
+
+    `sample_original` draws fresh human points from the held-out reference (with replacement when
+    more are asked for than it holds). Scores are ratios to a human sample of the same size.
+    """
+
+    n_chains = 1
+
+    def __init__(
+        self, projected: ProjectedReference, *, components: int = 8, baseline_seed: int = 0
+    ) -> None:
+        self.projected = projected
+        self.components = components
+        self._baseline: dict[int, dict[str, float]] = {}
+        self._baseline_seed = baseline_seed
+
+    def baseline(self, n: int) -> dict[str, float]:
+        """Metrics of a human sample of size n from the held-out part (cached per size)."""
+        if n not in self._baseline:
+            rng = np.random.default_rng([self._baseline_seed, n])
+            hold = self.projected.holdout
+            pick = rng.choice(len(hold), n, replace=n > len(hold))
+            self._baseline[n] = self.projected.raw_metrics(hold[pick])
+        return self._baseline[n]
+
+    def sample_original(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        hold = self.projected.holdout
+        return hold[rng.choice(len(hold), n, replace=n > len(hold))]
+
+    def fit(self, data: np.ndarray) -> Self:
+        n = len(data)
+        if n < 2 * self.projected.core.shape[1]:
+            raise InsufficientDataError(
+                f"a generation needs at least {2 * self.projected.core.shape[1]} points to fit "
+                f"the mixture, got {n}: raise the plan's samples per generation"
+            )
+        components = int(min(self.components, max(1, n // (4 * data.shape[1]))))
+        # A fixed seed per fit keeps a chain reproducible; the data already differ per chain.
+        self.gmm_ = GaussianMixture(
+            n_components=components,
+            covariance_type="full",
+            reg_covar=1e-6,
+            max_iter=100,
+            random_state=0,
+        ).fit(data)
+        return self
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if not hasattr(self, "gmm_"):
+            raise NotFittedError("EmbeddingMixtureModel is not fitted: call fit() first")
+        # GaussianMixture.sample draws from its own random_state: hand it one from our stream.
+        self.gmm_.random_state = int(rng.integers(2**31 - 1))
+        points, _ = self.gmm_.sample(n)
+        return points[rng.permutation(n)].astype(np.float32)
+
+    def concat(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        return np.vstack(parts)
+
+    def score(self, samples: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raw = self.projected.raw_metrics(samples)
+        base = self.baseline(len(samples))
+        out = {m: np.array([raw[m] / base[m] if base[m] > 0 else np.nan]) for m in METRICS}
+        out["divergence"] = np.array([self.projected.divergence(samples)])
+        return out

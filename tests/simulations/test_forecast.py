@@ -1,0 +1,140 @@
+"""The forecast API: what-if forecasts, embedding-space forecasts on real text, and top-up search.
+
+Comparisons between forecasts use the seed bands' standard errors (`Band.sem`) with a normal
+quantile, never fixed margins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from detectors.errors import InvalidInputError
+from detectors.reference import ReferenceCorpus
+from simulations.forecast import Plan, forecast, min_top_up, what_if, what_if_top_up
+
+Z = float(norm.ppf(1 - 1e-3 / 2))
+
+
+def separated(a, b) -> bool:
+    """Band a's mean is above band b's by more than Z combined standard errors."""
+    return a.mean - b.mean > Z * np.hypot(a.sem, b.sem)
+
+
+# ---------------------------------------------------------------- what-if
+def test_what_if_starts_at_the_audited_tail_coverage():
+    plan = Plan(generations=5, samples=1000, seeds=64)
+    for t in (0.3, 0.6, 1.0):
+        f = what_if(synthetic_fraction=0.2, tail_coverage=t, plan=plan)
+        start = f.trajectories["tail_coverage"].bands[0]
+        assert abs(start.mean - t) <= Z * start.sem + 0.02  # 0.02: the law is solved to 1e-6,
+        # the remaining gap is the ratio-of-expectations vs expectation-of-ratio difference
+        assert len(f.trajectories["tail_coverage"].bands) == plan.generations + 1
+        assert set(f.trajectories) >= {"tail_coverage", "recall", "precision", "divergence"}
+
+
+def test_what_if_orders_candidates_and_policies():
+    plan = Plan(generations=8, samples=1000, seeds=32)
+    thin = what_if(synthetic_fraction=0.5, tail_coverage=0.3, plan=plan)
+    full = what_if(synthetic_fraction=0.5, tail_coverage=0.9, plan=plan)
+    assert separated(full.final(), thin.final())
+    kept = what_if(
+        synthetic_fraction=0.5,
+        tail_coverage=0.3,
+        plan=plan.model_copy(update={"policy": "keep-real", "beta": 0.1}),
+    )
+    assert separated(kept.final(), thin.final())  # the paper's 10% of real data helps
+    # Human data degrades too under `replace` (finite samples): the tail shrinks generation by
+    # generation even from a perfect start.
+    human = full.human["tail_coverage"]
+    assert human.bands[0].mean - human.bands[-1].mean > Z * np.hypot(
+        human.bands[0].sem, human.bands[-1].sem
+    )
+    # More synthetic text means more mass off the human support: lower precision.
+    clean = what_if(synthetic_fraction=0.0, tail_coverage=0.9, plan=plan)
+    assert separated(
+        clean.trajectories["precision"].bands[0], full.trajectories["precision"].bands[0]
+    )
+
+
+def test_what_if_is_reproducible_and_validates_input():
+    plan = Plan(generations=3, seeds=8)
+    a = what_if(synthetic_fraction=0.3, tail_coverage=0.5, plan=plan, random_state=4)
+    b = what_if(synthetic_fraction=0.3, tail_coverage=0.5, plan=plan, random_state=4)
+    assert a.trajectories == b.trajectories
+    with pytest.raises(InvalidInputError, match="synthetic_fraction"):
+        what_if(synthetic_fraction=1.5, tail_coverage=0.5, plan=plan)
+    with pytest.raises(InvalidInputError, match="tail_coverage"):
+        what_if(synthetic_fraction=0.1, tail_coverage=-0.1, plan=plan)
+    with pytest.raises(ValueError, match="keep-real"):  # pydantic wraps it: a 422 in the API
+        Plan(policy="replace", beta=0.1)
+    with pytest.raises(ValueError, match="generations"):
+        Plan(generations=0)
+
+
+def test_what_if_top_up_meets_its_target_on_fresh_seeds():
+    plan = Plan(generations=6, samples=1000, seeds=32)
+    top = what_if_top_up(synthetic_fraction=0.4, tail_coverage=0.4, plan=plan, target=0.9)
+    assert top.feasible and 0 < top.beta <= 0.5
+    assert top.documents_per_generation == round(top.beta * plan.samples)
+    # Re-simulate the proposed plan with seeds the search never saw.
+    check = what_if(
+        synthetic_fraction=0.4,
+        tail_coverage=0.4,
+        random_state=99,
+        plan=plan.model_copy(update={"policy": "keep-real", "beta": top.beta}),
+    )
+    human = what_if(synthetic_fraction=0.4, tail_coverage=0.4, plan=plan, random_state=99).human
+    final, human_final = check.final(), human["tail_coverage"].bands[-1]
+    se = np.hypot(final.sem, 0.9 * human_final.sem)
+    assert final.mean >= 0.9 * human_final.mean - Z * se
+
+
+# ---------------------------------------------------------------- embedding space, real text
+@pytest.fixture(scope="module")
+def wiki_split(wiki_vectors):
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(wiki_vectors))
+    reference = ReferenceCorpus(holdout_fraction=0.3, random_state=0).fit(
+        wiki_vectors[order[:1500]]
+    )
+    pool = wiki_vectors[order[1500:2700]]
+    radius = reference.neighbours(pool)[0][:, -1]
+    core = pool[np.argsort(radius)[:400]]  # dense core only: the tails removed
+    faithful = pool[rng.choice(len(pool), 400, replace=False)]
+    return reference, core, faithful
+
+
+@pytest.mark.slow
+def test_candidate_missing_its_tails_is_forecast_to_lose_more(wiki_split):
+    reference, core, faithful = wiki_split
+    plan = Plan(generations=4, samples=400, seeds=8)
+    f_core = forecast(reference, core, plan, random_state=1)
+    f_faithful = forecast(reference, faithful, plan, random_state=1)
+    assert separated(
+        f_faithful.trajectories["tail_coverage"].bands[0],
+        f_core.trajectories["tail_coverage"].bands[0],
+    )
+    assert separated(f_faithful.final(), f_core.final())
+    assert f_core.relative_final() < f_faithful.relative_final()
+
+
+@pytest.mark.slow
+def test_min_top_up_beta_meets_the_target_when_simulated(wiki_split):
+    reference, core, _ = wiki_split
+    plan = Plan(generations=3, samples=300, seeds=6)
+    base = forecast(reference, core, plan, random_state=2)
+    target = min(1.0, base.relative_final() + 0.1)  # just out of reach without a top-up
+    top = min_top_up(reference, core, plan, target=target, random_state=2)
+    assert top.feasible and top.beta > 0
+    assert top.achieved_relative >= target
+    check = forecast(
+        reference,
+        core,
+        plan.model_copy(update={"policy": "keep-real", "beta": top.beta}),
+        random_state=3,
+    )
+    human_final = forecast(reference, core, plan, random_state=3).human["tail_coverage"].bands[-1]
+    se = np.hypot(check.final().sem, target * human_final.sem)
+    assert check.final().mean >= target * human_final.mean - Z * se
