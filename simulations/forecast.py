@@ -177,11 +177,14 @@ def min_top_up(
     max_beta: float = 0.5,
     random_state: int = 0,
     progress: ProgressCallback | None = None,
+    base: Forecast | None = None,
 ) -> TopUp:
     """Smallest keep-real beta whose embedding forecast ends with a mean tail coverage of at
-    least `target` x that of fresh human data under the original plan."""
+    least `target` x that of fresh human data under the original plan. `base`, if given, is the
+    forecast of `plan` itself with the same `random_state` (saves running it again)."""
     proj = ProjectedReference.build(reference, seed=random_state)
-    base = forecast(reference, candidate, plan, random_state=random_state, projected=proj)
+    if base is None or base.plan != plan:
+        base = forecast(reference, candidate, plan, random_state=random_state, projected=proj)
 
     def run(beta: float) -> Forecast:
         return forecast(

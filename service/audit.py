@@ -1,0 +1,215 @@
+"""One audit: sample -> embed -> coverage -> synthetic fraction -> forecast -> verdict -> store.
+
+No web imports: the REST API, the CLI and the Python client all end up here, so the same input
+gives the same `AuditResult` whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from detectors.coverage import coverage_report
+from detectors.embedding import validate_texts
+from detectors.reference import ReferenceCorpus
+from detectors.sampling import reservoir_sample
+from service.policy import Policy, decide
+from service.schemas import (
+    AuditResult,
+    ReferenceInfo,
+    CoverageMetrics,
+    SyntheticFraction,
+    TailCoverage,
+    TopUpSearch,
+)
+from service.store import now
+from simulations.forecast import Plan, forecast, min_top_up
+
+if TYPE_CHECKING:
+    from detectors.embedding import Embedder
+    from service.settings import Settings
+    from service.store import Store
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """The result plus what a report draws but the JSON does not carry."""
+
+    result: AuditResult
+    candidate_vectors: np.ndarray
+    reference: ReferenceCorpus
+
+
+def estimate_synthetic(
+    store: Store, reference_name: str, texts: list[str], vectors: np.ndarray, random_state: int
+) -> tuple[SyntheticFraction | None, str | None]:
+    """The synthetic-fraction estimate, or None and the reason it is unavailable."""
+    try:
+        from detectors.synthetic import SyntheticFractionEstimator  # type: ignore[attr-defined]
+    except ImportError:
+        return None, "synthetic-fraction estimator not available in this build"
+    estimator = SyntheticFractionEstimator(random_state=random_state).fit(
+        store.reference_texts(reference_name), store.reference_vectors(reference_name)
+    )
+    report = estimator.estimate(texts, vectors)
+    return SyntheticFraction(
+        estimate=report.synthetic_fraction,
+        out_of_domain_fraction=report.out_of_domain_fraction,
+        out_of_domain=report.out_of_domain,
+        features=tuple(report.features),
+        notes=tuple(report.notes),
+    ), None
+
+
+def execute_audit(
+    store: Store,
+    reference_name: str,
+    texts: Iterable[str],
+    *,
+    embedder: Embedder,
+    settings: Settings,
+    policy: Policy | None = None,
+    plan: Plan | None = None,
+    progress: Progress | None = None,
+) -> AuditRun:
+    policy = policy or settings.policy
+    plan = plan or Plan()
+    seed = settings.random_state
+    info, reference = store.load_reference(reference_name)
+    if info.model != embedder.model_name:
+        from detectors.errors import ReferenceMismatchError
+
+        raise ReferenceMismatchError(
+            f"reference {info.name!r} was built with {info.model!r}, the service embeds with "
+            f"{embedder.model_name!r}: rebuild the reference or configure that model"
+        )
+    sample, corpus_size = reservoir_sample(texts, settings.audit_size, np.random.default_rng(seed))
+    sample = validate_texts(sample)
+    notes: list[str] = []
+    if corpus_size > len(sample):
+        notes.append(f"audited a uniform random sample of {len(sample)} of {corpus_size} documents")
+    embedded = embedder.embed(sample, progress=progress)
+    if embedded.n_long:
+        notes.append(
+            f"{embedded.n_long} documents were longer than the model window and were "
+            f"{'truncated' if embedded.long_documents == 'truncate' else 'chunked'}"
+        )
+    vectors = embedded.vectors
+    cov = coverage_report(reference, vectors, random_state=seed)
+    synthetic, missing = estimate_synthetic(store, info.id, sample, vectors, seed)
+    if missing:
+        notes.append(missing)
+
+    fc = forecast(reference, vectors, plan, random_state=seed)
+    relative = fc.relative_final()
+    top_up = None
+    if relative < policy.min_relative_tail_coverage:
+        found = min_top_up(
+            reference,
+            vectors,
+            plan,
+            target=policy.min_relative_tail_coverage,
+            max_beta=policy.max_top_up_fraction,
+            random_state=seed,
+            base=fc,
+        )
+        top_up = TopUpSearch(
+            beta=found.beta,
+            documents_per_generation=found.documents_per_generation,
+            feasible=found.feasible,
+            achieved_relative=found.achieved_relative,
+            target=found.target,
+        )
+    verdict = decide(
+        policy,
+        n_documents=len(sample),
+        synthetic=None if synthetic is None else synthetic.estimate,
+        relative_tail_coverage=relative,
+        top_up_beta=None if top_up is None else top_up.beta,
+        top_up_per_generation=None if top_up is None else top_up.documents_per_generation,
+        top_up_feasible=top_up is not None and top_up.feasible,
+    )
+    tail = cov.tail_coverage
+    result = AuditResult(
+        id=uuid.uuid4().hex[:12],
+        reference=info.name,
+        created=now(),
+        model=embedder.model_name,
+        corpus_size=corpus_size,
+        sample_size=cov.sample_size,
+        synthetic_fraction=synthetic,
+        tail_coverage=TailCoverage(
+            value=tail.value,
+            baseline=tail.baseline,
+            ratio=tail.ratio,
+            low=tail.low,
+            high=tail.high,
+            level=tail.level,
+        ),
+        coverage=CoverageMetrics(
+            precision=cov.precision,
+            recall=cov.recall,
+            density=cov.density,
+            coverage=cov.coverage,
+        ),
+        modes=tuple(cov.modes),
+        plan=plan,
+        policy=policy,
+        forecast=fc,
+        top_up=top_up,
+        verdict=verdict,
+        notes=tuple(notes),
+    )
+    store.save_audit(result, info.id)
+    return AuditRun(result=result, candidate_vectors=vectors, reference=reference)
+
+
+def run_audit(
+    store: Store,
+    reference_name: str,
+    texts: Iterable[str],
+    *,
+    embedder: Embedder,
+    settings: Settings,
+    policy: Policy | None = None,
+    plan: Plan | None = None,
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Audit `texts` against a stored reference and store the result (see `execute_audit`)."""
+    return execute_audit(
+        store,
+        reference_name,
+        texts,
+        embedder=embedder,
+        settings=settings,
+        policy=policy,
+        plan=plan,
+        progress=progress,
+    ).result
+
+
+def build_reference(
+    store: Store,
+    name: str,
+    texts: Iterable[str],
+    *,
+    embedder: Embedder,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> ReferenceInfo:
+    """Embed `texts`, fit a reference (holdout and tail settings from `settings`) and store it."""
+    docs = validate_texts(list(texts))
+    vectors = embedder.embed(docs, progress=progress).vectors
+    reference = ReferenceCorpus(
+        holdout_fraction=settings.holdout_fraction,
+        tail_quantile=settings.tail_quantile,
+        model=embedder.model_name,
+        random_state=settings.random_state,
+    ).fit(vectors, texts=docs)
+    return store.create_reference(name, docs, vectors, reference)

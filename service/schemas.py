@@ -1,0 +1,83 @@
+"""Models shared by the REST API, the CLI's --json output and the Python client.
+
+One `AuditResult` for all three doors: an audit run from the CLI and one run through REST on the
+same input serialise to the same JSON.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from detectors.results import Estimate, MetricComparison, ModeRow
+from service.policy import Policy, Verdict
+from simulations.forecast import Forecast, Plan
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ReferenceInfo(Frozen):
+    id: str
+    name: str
+    created: str
+    model: str
+    dimension: int
+    size: int  # documents: indexed + held out
+    n_indexed: int
+    n_holdout: int
+    tail_quantile: float
+    index: str
+
+
+class SyntheticFraction(Frozen):
+    """The synthetic-fraction estimate and what else the estimator said."""
+
+    estimate: Estimate
+    out_of_domain_fraction: Estimate | None = None
+    out_of_domain: bool = False
+    features: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+class TailCoverage(Frozen):
+    value: float
+    baseline: float  # a held-out human sample of the same size
+    ratio: float
+    low: float  # bootstrap interval of the ratio
+    high: float
+    level: float
+
+
+class CoverageMetrics(Frozen):
+    precision: MetricComparison
+    recall: MetricComparison
+    density: MetricComparison
+    coverage: MetricComparison
+
+
+class TopUpSearch(Frozen):
+    beta: float
+    documents_per_generation: int
+    feasible: bool
+    achieved_relative: float
+    target: float
+
+
+class AuditResult(Frozen):
+    id: str
+    reference: str
+    created: str
+    model: str
+    corpus_size: int  # documents read from the input
+    sample_size: int  # documents audited (uniform sample when the input is larger)
+    synthetic_fraction: SyntheticFraction | None  # None: estimator unavailable (see notes)
+    tail_coverage: TailCoverage
+    coverage: CoverageMetrics
+    modes: tuple[ModeRow, ...]
+    plan: Plan
+    policy: Policy
+    forecast: Forecast
+    top_up: TopUpSearch | None
+    verdict: Verdict
+    notes: tuple[str, ...] = ()

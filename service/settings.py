@@ -1,0 +1,37 @@
+"""The one place configuration comes from: environment variables prefixed COLLAPSE_GUARD_.
+
+Nested values use a double underscore, e.g. COLLAPSE_GUARD_POLICY__MAX_SYNTHETIC_FRACTION=0.2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.policy import Policy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COLLAPSE_GUARD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default=Path.home() / ".local" / "share" / "collapse-guard",
+        description="SQLite metadata and one folder per reference live here.",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description="A local sentence-transformers folder; unset = bundled all-MiniLM-L6-v2.",
+    )
+    audit_size: int = Field(
+        default=5000,
+        ge=20,
+        description="Candidates larger than this are audited on a uniform random sample.",
+    )
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    tail_quantile: float = Field(default=0.1, gt=0, lt=1)
+    policy: Policy = Field(default_factory=Policy)
+    random_state: int = 0
