@@ -20,8 +20,8 @@ from detectors.sampling import reservoir_sample
 from service.policy import Policy, decide
 from service.schemas import (
     AuditResult,
-    ReferenceInfo,
     CoverageMetrics,
+    ReferenceInfo,
     SyntheticFraction,
     TailCoverage,
     TopUpSearch,
