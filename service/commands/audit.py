@@ -17,7 +17,6 @@ from service.commands.common import (
     TextFieldOption,
     TextUnitOption,
     UrlOption,
-    read_corpus,
     user_errors,
 )
 
@@ -67,36 +66,33 @@ def register(app: typer.Typer) -> None:
         """
         from service.cli import console, err_console, fail
         from service.commands.backend import load_policy, open_backend, parse_plan
-        from service.render import progress_bar
+        from service.commands.common import open_corpus, progress_group, summarise_input
 
-        for out in (report, json_out):
-            if out is not None and str(out) != "-" and not out.parent.is_dir():
-                raise fail(f"cannot write {out}: folder {out.parent} does not exist")
+        to_stdout = json_out is not None and str(json_out) == "-"
+        out = err_console if to_stdout else console  # keep stdout clean for the JSON
+        for target in (report, json_out):
+            if target is not None and str(target) != "-" and not target.parent.is_dir():
+                raise fail(f"cannot write {target}: folder {target.parent} does not exist")
         with user_errors(fail):
             policy_obj = load_policy(policy)
             plan_obj = parse_plan(plan) if plan is not None else None
-            texts = read_corpus(
-                corpus,
-                console=err_console if json_out is not None and str(json_out) == "-" else console,
-                quiet=quiet,
-                text_field=text_field,
-                format=format,
-                text_unit=text_unit,
-                split=split,
-                what="candidate",
+            reader = open_corpus(
+                corpus, text_field=text_field, format=format, text_unit=text_unit, split=split
             )
             with (
                 open_backend(url, api_key, engine=engine) as backend,
-                progress_bar(console, "auditing", quiet=quiet) as update,
+                progress_group(out, quiet=quiet) as add,
             ):
+                reader.progress = add("reading candidate (bytes)")
                 outcome = backend.audit(
                     reference,
-                    texts,
+                    reader,
                     policy=policy_obj,
                     plan=plan_obj,
-                    progress=update,
+                    progress=add("embedding sample"),
                     keep_vectors=report is not None,
                 )
+            summarise_input(out, reader, "candidate", quiet=quiet)
             result = outcome.result
             if json_out is not None:
                 payload = result.model_dump_json(indent=2)
@@ -117,9 +113,9 @@ def register(app: typer.Typer) -> None:
                 write_html(data, report)
                 png = write_png(data, report.with_suffix(".png"))
                 if not quiet:
-                    console.print(f"report: {report} (summary image {png})", highlight=False)
+                    out.print(f"report: {report} (summary image {png})", highlight=False)
         if not quiet:
             from service.commands.backend import verdict_panel
 
-            console.print(verdict_panel(result))
+            out.print(verdict_panel(result))
         raise typer.Exit(EXIT_CODES[result.verdict.decision])

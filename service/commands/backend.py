@@ -9,7 +9,7 @@ in-process on the data directory from `service.settings.Settings`; the remote on
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +48,13 @@ class AuditOutcome:
 
 
 class Backend(Protocol):
-    def build_reference(self, name: str, texts: list[str], *, progress: Progress) -> Any: ...
+    def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any: ...
     def list_references(self) -> list[Any]: ...
     def show_reference(self, name: str) -> Any: ...
     def audit(
         self,
         reference: str,
-        texts: list[str],
+        texts: Iterable[str],
         *,
         policy: Any,
         plan: Any,
@@ -151,42 +151,99 @@ class LocalBackend:
         self._embedder: Any = None
 
     def close(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            close()
+        self.store.close()
 
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from detectors.embedding import Embedder
+            if self.engine == "ray":
+                engines = _core("detectors.engines")
+                self._embedder = engines.get_engine("ray", model=self.settings.embedding_model)
+            else:
+                import os
 
-            self._embedder = Embedder()
+                # The model loader's own tqdm bars would interleave with ours (and --quiet).
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                from detectors.embedding import Embedder
+
+                self._embedder = Embedder(model=self.settings.embedding_model)
         return self._embedder
 
-    def build_reference(self, name: str, texts: list[str], *, progress: Progress) -> Any:
-        _core("service.store")
-        raise CoreUnavailableError(NOT_WIRED)
+    def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any:
+        audit = _core("service.audit")
+        if any(info.name == name for info in self.store.list_references()):
+            store_module = _core("service.store")
+            # Checked before embedding: the store would refuse the name only after the work.
+            raise store_module.ConflictError(
+                f"a reference named {name!r} exists: choose another name"
+            )
+        return audit.build_reference(
+            self.store,
+            name,
+            texts,
+            embedder=self.embedder,
+            settings=self.settings,
+            progress=progress,
+        )
 
     def list_references(self) -> list[Any]:
-        _core("service.store")
-        raise CoreUnavailableError(NOT_WIRED)
+        return list(self.store.list_references())
 
     def show_reference(self, name: str) -> Any:
-        _core("service.store")
-        raise CoreUnavailableError(NOT_WIRED)
+        return self.store.reference_info(name)
 
     def audit(
         self,
         reference: str,
-        texts: list[str],
+        texts: Iterable[str],
         *,
         policy: Any,
         plan: Any,
         progress: Progress,
         keep_vectors: bool,
     ) -> AuditOutcome:
-        _core("service.audit")
-        raise CoreUnavailableError(NOT_WIRED)
+        audit = _core("service.audit")
+        self.store.reference_info(reference)  # unknown name: fail before reading the corpus
+        run = audit.execute_audit(
+            self.store,
+            reference,
+            texts,
+            embedder=self.embedder,
+            settings=self.settings,
+            policy=policy,
+            plan=plan,
+            progress=progress,
+        )
+        extras: dict[str, Any] = {}
+        if keep_vectors:
+            extras = {"reference": run.reference, "candidate_vectors": run.candidate_vectors}
+            top_up = run.result.top_up
+            if top_up is not None and top_up.beta > 0:
+                extras["top_up_forecast"] = _top_up_forecast(run, self.settings.random_state)
+        return AuditOutcome(result=run.result, extras=extras)
+
+
+def _top_up_forecast(run: Any, random_state: int) -> Any:
+    """The forecast under the proposed top-up (keep-real with its beta), for the report's plot.
+
+    Same seeds and the same human-start run as the audit's own forecast, so the two lines differ
+    by the top-up alone.
+    """
+    from simulations.forecast import forecast
+
+    result = run.result
+    plan = result.plan.model_copy(update={"policy": "keep-real", "beta": result.top_up.beta})
+    return forecast(
+        run.reference,
+        run.candidate_vectors,
+        plan,
+        random_state=random_state,
+        human=result.forecast.human,
+    )
 
 
 class RemoteBackend:
@@ -200,7 +257,7 @@ class RemoteBackend:
     def close(self) -> None:
         self.client.close()
 
-    def build_reference(self, name: str, texts: list[str], *, progress: Progress) -> Any:
+    def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any:
         raise CoreUnavailableError(NOT_WIRED_REMOTE)
 
     def list_references(self) -> list[Any]:
@@ -212,7 +269,7 @@ class RemoteBackend:
     def audit(
         self,
         reference: str,
-        texts: list[str],
+        texts: Iterable[str],
         *,
         policy: Any,
         plan: Any,

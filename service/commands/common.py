@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -52,38 +52,78 @@ ApiKeyOption = Annotated[
 ]
 
 
-def read_corpus(
+def open_corpus(
     paths: list[Path],
     *,
-    console: Console,
-    quiet: bool,
     text_field: str,
     format: str,
     text_unit: str,
     split: str | None,
-    what: str,
-) -> list[str]:
-    """Read every document of `paths` with a progress bar over bytes; InputError on bad input."""
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
+    """A streaming `CorpusReader` (files are checked now, read when iterated)."""
     from service.inputs import CorpusReader
-    from service.render import progress_bar
 
-    with progress_bar(console, f"reading {what} (bytes)", quiet=quiet) as update:
-        reader = CorpusReader(
-            paths,
-            format=format,  # type: ignore[arg-type]  # validated by CorpusReader
-            text_field=text_field,
-            text_unit=text_unit,  # type: ignore[arg-type]
-            split=split,
-            progress=update,
-        )
-        texts = list(reader)
+    return CorpusReader(
+        paths,
+        format=format,  # type: ignore[arg-type]  # validated by CorpusReader
+        text_field=text_field,
+        text_unit=text_unit,  # type: ignore[arg-type]
+        split=split,
+        progress=progress,
+    )
+
+
+@contextmanager
+def progress_group(
+    console: Console, *, quiet: bool
+) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
+    """Several bars in one live display: `add(description)` returns a (done, total) callback."""
+    if quiet:
+        yield lambda description: lambda done, total: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from service.render import RateColumn
+
+    columns = (
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+
+        def add(description: str) -> Callable[[int, int], None]:
+            task = progress.add_task(description, total=None)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return update
+
+        yield add
+
+
+def summarise_input(console: Console, reader: Any, what: str, *, quiet: bool) -> None:
     if not quiet:
         skipped = f", {reader.n_empty:,} empty skipped" if reader.n_empty else ""
         console.print(
             f"{what}: {reader.n_documents:,} documents from {len(reader.files):,} file(s){skipped}",
             highlight=False,
         )
-    return texts
 
 
 @contextmanager

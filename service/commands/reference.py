@@ -15,7 +15,6 @@ from service.commands.common import (
     TextFieldOption,
     TextUnitOption,
     UrlOption,
-    read_corpus,
     user_errors,
 )
 
@@ -45,24 +44,17 @@ def register(app: typer.Typer) -> None:
         """Embed human documents and store them as reference NAME (index, tails, modes)."""
         from service.cli import console, fail
         from service.commands.backend import open_backend
-        from service.render import progress_bar
+        from service.commands.common import open_corpus, progress_group, summarise_input
 
         with user_errors(fail):
-            texts = read_corpus(
-                files,
-                console=console,
-                quiet=quiet,
-                text_field=text_field,
-                format=format,
-                text_unit=text_unit,
-                split=split,
-                what="reference",
+            reader = open_corpus(
+                files, text_field=text_field, format=format, text_unit=text_unit, split=split
             )
-            with (
-                open_backend(url, api_key) as backend,
-                progress_bar(console, "embedding reference", quiet=quiet) as update,
-            ):
-                info = backend.build_reference(name, texts, progress=update)
+            with open_backend(url, api_key) as backend, progress_group(console, quiet=quiet) as add:
+                reader.progress = add("reading (bytes)")
+                texts = list(reader)
+                info = backend.build_reference(name, texts, progress=add("embedding reference"))
+            summarise_input(console, reader, "reference", quiet=quiet)
         if not quiet:
             console.print(reference_table([info]))
 
@@ -110,7 +102,19 @@ def reference_table(infos: list) -> object:
     from rich.table import Table
 
     table = Table(title="References", title_justify="left")
-    fields = [f for f in type(infos[0]).model_fields if f not in {"params", "meta"}]
+    wanted = (
+        "name",
+        "size",
+        "n_indexed",
+        "n_holdout",
+        "model",
+        "dimension",
+        "tail_quantile",
+        "index",
+        "created",
+        "id",
+    )
+    fields = [f for f in wanted if f in type(infos[0]).model_fields]
     for field in fields:
         table.add_column(field.replace("_", " "))
     for info in infos:

@@ -203,7 +203,7 @@ def draw_trajectories(
         first = series[0][1]
         level = first.bands[0].level if first.bands else 0.9
         ax.set_ylabel(ylabel or first.metric.replace("_", " "))
-        ax.set_title(f"Forecast: {first.description} ({level:.0%} band over chains)")
+        ax.set_title(f"Forecast: {first.metric.replace('_', ' ')} ({level:.0%} band over chains)")
     ax.set_xlabel("generation")
     ax.legend(loc="best", fontsize=8)
 

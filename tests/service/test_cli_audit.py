@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "service.cli"]
 
 
-def run(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
-    if data_dir is not None:
-        env["COLLAPSE_GUARD_DATA_DIR"] = str(data_dir)
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    # Never the user's own data directory: a throw-away one per run.
+    data_dir = tempfile.mkdtemp(prefix="cg-cli-")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "120",
+        "COLLAPSE_GUARD_DATA_DIR": data_dir,
+    }
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT
     )
@@ -64,7 +70,9 @@ def test_missing_corpus_file(tmp_path):
 
 
 def test_wrong_field_name_lists_the_fields(bbc_jsonl):
-    proc = run("audit", str(bbc_jsonl), "--reference", "bbc", "--quiet")
+    # Content errors surface while reading, before any embedding (`audit` first checks that the
+    # reference exists, so `reference build` is the command that reaches the reader here).
+    proc = run("reference", "build", "bbc", str(bbc_jsonl), "--quiet")
     assert_user_error(proc, "no field 'text' (fields: 'body', 'source')", "--text-field")
 
 
@@ -72,7 +80,7 @@ def test_unreadable_format_and_unknown_extension(tmp_path, bbc_docs):
     fake = tmp_path / "corpus.parquet"
     fake.write_text(bbc_docs[0].text)
     assert_user_error(
-        run("audit", str(fake), "--reference", "bbc", "--quiet"), "not a readable Parquet file"
+        run("reference", "build", "x", str(fake), "--quiet"), "not a readable Parquet file"
     )
     csv = tmp_path / "corpus.csv"
     csv.write_text(bbc_docs[0].text)
@@ -87,7 +95,7 @@ def test_non_utf8_bytes_name_the_line(tmp_path, bbc_docs):
         json.dumps({"text": bbc_docs[0].text}).encode() + b"\n" + b'{"text": "caf\xe9"}\n'
     )
     assert_user_error(
-        run("audit", str(path), "--reference", "bbc", "--quiet"),
+        run("reference", "build", "x", str(path), "--quiet"),
         "latin1.jsonl:2: not valid UTF-8",
     )
 
