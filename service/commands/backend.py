@@ -33,12 +33,11 @@ def _core(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(("service.", "simulations.")):
-            raise CoreUnavailableError(
-                f"{module} is not available in this installation ({exc.name} missing): "
-                "this command needs the service core; use --url with a running service"
-            ) from None
-        raise
+        missing = exc.name or "a dependency"
+        hint = "install it" if "." not in missing else "it is not part of this build"
+        raise CoreUnavailableError(
+            f"{module} cannot be loaded: {missing} is missing ({hint})"
+        ) from None
 
 
 @dataclass(frozen=True)
