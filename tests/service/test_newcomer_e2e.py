@@ -68,6 +68,18 @@ def newcomer(tmp_path_factory):
         str(home / "fresh.json"),
         env=env,
     )
+    steps["stdout"] = cli(
+        "audit",
+        str(demo / "candidate-fresh.jsonl"),
+        "--reference",
+        "bbc",
+        "--plan",
+        PLAN,
+        "--json",
+        "-",
+        "--quiet",
+        env=env,
+    )
     steps["unknown"] = cli(
         "audit", str(demo / "candidate-fresh.jsonl"), "--reference", "nope", "--quiet", env=env
     )
@@ -107,6 +119,23 @@ def test_audit_exit_code_json_and_report_agree(newcomer):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
+def _comparable(result: AuditResult) -> dict:
+    """The result without what differs between two runs: id, time, the forecast's wall time."""
+    data = json.loads(result.model_dump_json(exclude={"id", "created"}))
+    data["forecast"].pop("elapsed_seconds")
+    return data
+
+
+def test_json_on_stdout_is_pure_and_reproducible(newcomer):
+    home, _, steps = newcomer
+    proc = steps["stdout"]
+    first = AuditResult.model_validate_json((home / "fresh.json").read_text())
+    again = AuditResult.model_validate_json(proc.stdout)  # nothing but JSON on stdout
+    assert proc.returncode == EXIT_CODES[again.verdict.decision]
+    assert again.id != first.id  # a second audit, stored under its own id
+    assert _comparable(again) == _comparable(first)  # seeded: same input, same numbers
+
+
 def test_fresh_human_text_is_kept(newcomer):
     """Unseen articles from the same source as the reference are what the guard must accept."""
     home, _, _ = newcomer
@@ -144,9 +173,4 @@ def test_cli_json_equals_the_library_audit(newcomer, embedder):
         )
     finally:
         store.close()
-    differ = {"id", "created"}  # a new audit gets a new id and time
-    a = json.loads(cli_result.model_dump_json(exclude=differ))
-    b = json.loads(lib_result.model_dump_json(exclude=differ))
-    # The forecast records its own wall time; everything else is deterministic.
-    a["forecast"].pop("elapsed_seconds"), b["forecast"].pop("elapsed_seconds")
-    assert a == b
+    assert _comparable(cli_result) == _comparable(lib_result)
