@@ -100,7 +100,7 @@ class GRULanguageModel:
                 loss.backward()
                 nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 optimiser.step()
-                total += float(loss) * len(y)
+                total += float(loss.detach()) * len(y)
             losses.append(total / len(targets))
         net.eval()
         self.net_ = net
