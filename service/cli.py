@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from detectors.errors import CollapseGuardError
 
@@ -33,7 +34,9 @@ def _root() -> None:
 
 def fail(message: str) -> typer.Exit:
     """One clear line on stderr and a non-zero exit: no traceback for user mistakes."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: never break the message over lines, whatever the terminal width (one line).
+    # escape: file names and parser messages may contain [brackets] that rich reads as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_ERROR)
 
 

@@ -113,7 +113,9 @@ def register(app: typer.Typer) -> None:
                 write_html(data, report)
                 png = write_png(data, report.with_suffix(".png"))
                 if not quiet:
-                    out.print(f"report: {report} (summary image {png})", highlight=False)
+                    out.print(
+                        f"report: {report} (summary image {png})", highlight=False, markup=False
+                    )
         if not quiet:
             from service.commands.backend import verdict_panel
 

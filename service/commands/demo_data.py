@@ -119,4 +119,6 @@ def register(app: typer.Typer) -> None:
             raise fail(f"cannot write into {out_dir}: {exc.strerror}") from None
         if not quiet:
             for name, n in written.items():
-                console.print(f"wrote {out_dir / name} ({n} documents)", highlight=False)
+                console.print(
+                    f"wrote {out_dir / name} ({n} documents)", highlight=False, markup=False
+                )

@@ -69,6 +69,12 @@ def test_missing_corpus_file(tmp_path):
     assert_user_error(proc, "ref.parquet: no such file or folder")
 
 
+def test_error_line_survives_brackets_in_file_names(tmp_path):
+    # rich would read "[/bold]" as markup; the message must come out verbatim, on one line.
+    proc = run("audit", str(tmp_path / "[/bold]x.jsonl"), "--reference", "bbc", "--quiet")
+    assert_user_error(proc, "[/bold]x.jsonl: no such file or folder")
+
+
 def test_wrong_field_name_lists_the_fields(bbc_jsonl):
     # Content errors surface while reading, before any embedding (`audit` first checks that the
     # reference exists, so `reference build` is the command that reaches the reader here).
