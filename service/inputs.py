@@ -40,6 +40,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 HF_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 BATCH_ROWS = 1024
+PROGRESS_EVERY = 1000  # documents between progress reports inside one JSONL file
 
 
 class InputError(InvalidInputError):
@@ -261,7 +262,8 @@ class CorpusReader:
             else:
                 yield path, kind
 
-    def _read(self, path: Path, kind: InputFormat) -> Iterator[str | None]:
+    def _read(self, path: Path, kind: InputFormat, done: int = 0) -> Iterator[str | None]:
+        """Texts of one file; within a large JSONL/text file, progress every PROGRESS_EVERY."""
         if kind == "hf":
             yield from read_hf_dataset(path, text_field=self.text_field, split=self.split)
             return
@@ -273,7 +275,12 @@ class CorpusReader:
             raise InputError(f"{path}: cannot open ({exc.strerror})") from None
         with stream:
             if kind == "jsonl":
-                yield from read_jsonl(stream, str(path), text_field=self.text_field)
+                texts = read_jsonl(stream, str(path), text_field=self.text_field)
+                for i, text in enumerate(texts, start=1):
+                    yield text
+                    if self.progress is not None and i % PROGRESS_EVERY == 0:
+                        # Binary streams allow tell() while iterating lines.
+                        self.progress(done + stream.tell(), self.total_bytes)
             elif kind == "parquet":
                 yield from read_parquet(stream, str(path), text_field=self.text_field)
             else:
@@ -282,7 +289,7 @@ class CorpusReader:
     def __iter__(self) -> Iterator[str]:
         n_docs = n_empty = done = 0
         for path, kind in self.files:
-            for text in self._read(path, kind):
+            for text in self._read(path, kind, done):
                 if text is None or not text.strip():
                     n_empty += 1
                     continue

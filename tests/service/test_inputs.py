@@ -229,3 +229,15 @@ def test_progress_reports_bytes_up_to_the_total(tmp_path, bbc_texts):
     total = sum(p.stat().st_size for p in files)
     assert [t for _, t in seen] == [total] * 3
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == total
+
+
+def test_progress_advances_inside_one_large_jsonl_file(tmp_path, bbc_texts):
+    path = tmp_path / "big.jsonl"
+    write_jsonl(path, [{"text": t} for t in bbc_texts])  # 2,225 documents in one file
+    seen: list[int] = []
+    reader = CorpusReader([path], progress=lambda done, total: seen.append(done))
+    assert len(list(reader)) == len(bbc_texts)
+    size = path.stat().st_size
+    # Reports after 1,000 and 2,000 documents, then the end of the file.
+    assert len(seen) == 3 and seen[-1] == size
+    assert 0 < seen[0] < seen[1] < size
