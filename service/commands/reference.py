@@ -99,26 +99,22 @@ def register(app: typer.Typer) -> None:
 
 
 def reference_table(infos: list) -> object:
+    """One row per reference, or a field/value listing of a single one (fits 80 columns)."""
     from rich.table import Table
 
+    if len(infos) == 1:
+        table = Table(title=f"Reference {infos[0].name}", title_justify="left", show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        for field, value in infos[0].model_dump().items():
+            table.add_row(field.replace("_", " "), _cell(value))
+        return table
     table = Table(title="References", title_justify="left")
-    wanted = (
-        "name",
-        "size",
-        "n_indexed",
-        "n_holdout",
-        "model",
-        "dimension",
-        "tail_quantile",
-        "index",
-        "created",
-        "id",
-    )
-    fields = [f for f in wanted if f in type(infos[0]).model_fields]
-    for field in fields:
-        table.add_column(field.replace("_", " "))
+    wanted = ("name", "size", "model", "dimension", "tail_quantile", "index", "created")
+    for field in wanted:
+        table.add_column(field.replace("_", " "), overflow="fold")
     for info in infos:
-        table.add_row(*(_cell(getattr(info, f)) for f in fields))
+        table.add_row(*(_cell(getattr(info, f, None)) for f in wanted))
     return table
 
 
