@@ -141,3 +141,27 @@ def test_demo_data_writes_real_bbc_jsonl(tmp_path):
         == 0
     )
     assert (again / "reference.jsonl").read_bytes() == (tmp_path / "reference.jsonl").read_bytes()
+
+
+def test_policy_file_and_plan_option_become_the_services_models(tmp_path):
+    from detectors.errors import InvalidInputError
+    from service.commands.backend import load_policy, parse_plan
+    from service.policy import Policy
+    from simulations.forecast import Plan
+
+    path = tmp_path / "policy.toml"
+    path.write_text("max_synthetic_fraction = 0.2\nmin_relative_tail_coverage = 0.95\n")
+    policy = load_policy(path)
+    assert isinstance(policy, Policy)
+    assert (policy.max_synthetic_fraction, policy.min_relative_tail_coverage) == (0.2, 0.95)
+    assert policy.hard_max_synthetic_fraction == Policy().hard_max_synthetic_fraction
+    path.write_text("max_synthetic_fractoin = 0.2\n")  # a typo must not be ignored
+    with pytest.raises(InvalidInputError, match="max_synthetic_fractoin"):
+        load_policy(path)
+
+    plan = parse_plan("generations=7, policy=keep-real, beta=0.25")
+    assert plan == Plan(generations=7, policy="keep-real", beta=0.25)
+    with pytest.raises(InvalidInputError, match="not key=value"):
+        parse_plan("generations")
+    with pytest.raises(InvalidInputError, match="seeds"):
+        parse_plan("seeds=1")
