@@ -34,7 +34,7 @@ def plot_trajectories(
     names = list(trajectories)
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.8 * cols, 8.0), 3.4 * rows), squeeze=False)
     runs = {label: trajectories, **(compare or {})}
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
     for ax, name in zip(axes.flat, names, strict=False):
