@@ -15,6 +15,7 @@ import numpy as np
 
 from detectors.coverage import coverage_report
 from detectors.embedding import validate_texts
+from detectors.errors import ReferenceMismatchError
 from detectors.reference import ReferenceCorpus
 from detectors.sampling import reservoir_sample
 from service.policy import Policy, decide
@@ -27,7 +28,7 @@ from service.schemas import (
     TopUpSearch,
 )
 from service.store import now
-from simulations.forecast import Plan, forecast, min_top_up
+from simulations.forecast import Forecast, Plan, forecast, min_top_up
 
 if TYPE_CHECKING:
     from detectors.embedding import Embedder
@@ -44,27 +45,7 @@ class AuditRun:
     result: AuditResult
     candidate_vectors: np.ndarray
     reference: ReferenceCorpus
-
-
-def estimate_synthetic(
-    store: Store, reference_name: str, texts: list[str], vectors: np.ndarray, random_state: int
-) -> tuple[SyntheticFraction | None, str | None]:
-    """The synthetic-fraction estimate, or None and the reason it is unavailable."""
-    try:
-        from detectors.synthetic import SyntheticFractionEstimator  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "synthetic-fraction estimator not available in this build"
-    estimator = SyntheticFractionEstimator(random_state=random_state).fit(
-        store.reference_texts(reference_name), store.reference_vectors(reference_name)
-    )
-    report = estimator.estimate(texts, vectors)
-    return SyntheticFraction(
-        estimate=report.synthetic_fraction,
-        out_of_domain_fraction=report.out_of_domain_fraction,
-        out_of_domain=report.out_of_domain,
-        features=tuple(report.features),
-        notes=tuple(report.notes),
-    ), None
+    top_up_forecast: Forecast | None = None  # the forecast under the top-up the search found
 
 
 def execute_audit(
@@ -83,8 +64,6 @@ def execute_audit(
     seed = settings.random_state
     info, reference = store.load_reference(reference_name)
     if info.model != embedder.model_name:
-        from detectors.errors import ReferenceMismatchError
-
         raise ReferenceMismatchError(
             f"reference {info.name!r} was built with {info.model!r}, the service embeds with "
             f"{embedder.model_name!r}: rebuild the reference or configure that model"
@@ -102,13 +81,15 @@ def execute_audit(
         )
     vectors = embedded.vectors
     cov = coverage_report(reference, vectors, random_state=seed)
-    synthetic, missing = estimate_synthetic(store, info.id, sample, vectors, seed)
-    if missing:
-        notes.append(missing)
+    # The synthetic-fraction estimator (issue 4) is not part of this build: the audit says so
+    # rather than report a number, and the verdict rests on the forecast alone.
+    synthetic: SyntheticFraction | None = None
+    notes.append("synthetic-fraction estimator not available in this build")
 
     fc = forecast(reference, vectors, plan, random_state=seed)
     relative = fc.relative_final()
     top_up = None
+    top_up_forecast = None
     if relative < policy.min_relative_tail_coverage:
         found = min_top_up(
             reference,
@@ -119,6 +100,7 @@ def execute_audit(
             random_state=seed,
             base=fc,
         )
+        top_up_forecast = found.forecast
         top_up = TopUpSearch(
             beta=found.beta,
             documents_per_generation=found.documents_per_generation,
@@ -167,7 +149,12 @@ def execute_audit(
         notes=tuple(notes),
     )
     store.save_audit(result, info.id)
-    return AuditRun(result=result, candidate_vectors=vectors, reference=reference)
+    return AuditRun(
+        result=result,
+        candidate_vectors=vectors,
+        reference=reference,
+        top_up_forecast=top_up_forecast,
+    )
 
 
 def run_audit(

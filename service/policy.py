@@ -15,15 +15,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from detectors.results import Estimate
+from detectors.results import Estimate, Frozen
 
 Decision = Literal["keep", "top-up", "reject"]
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Policy(Frozen):

@@ -31,15 +31,16 @@ class RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(
-    console: Console, description: str, *, quiet: bool = False
-) -> Iterator[Callable[[int, int], None]]:
-    """A (done, total) callback that drives a bar with rate and ETA; silent when `quiet`."""
+def progress_group(
+    console: Console, *, quiet: bool, description_format: str = "{task.description:<28}"
+) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
+    """Bars with rate and ETA in one live display: `add(description)` returns a (done, total)
+    callback for a new bar; everything is silent when `quiet`."""
     if quiet:
-        yield lambda done, total: None
+        yield lambda description: lambda done, total: None
         return
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn(description_format),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
@@ -48,13 +49,26 @@ def progress_bar(
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(description, total=None)
+    with Progress(*columns, console=console) as progress:
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+        def add(description: str) -> Callable[[int, int], None]:
+            task = progress.add_task(description, total=None)
 
-        yield update
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return update
+
+        yield add
+
+
+@contextmanager
+def progress_bar(
+    console: Console, description: str, *, quiet: bool = False
+) -> Iterator[Callable[[int, int], None]]:
+    """A single bar: a (done, total) callback with rate and ETA; silent when `quiet`."""
+    with progress_group(console, quiet=quiet, description_format="{task.description}") as add:
+        yield add(description)
 
 
 def _fmt(m: MetricComparison) -> list[str]:

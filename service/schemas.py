@@ -6,15 +6,9 @@ same input serialise to the same JSON.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
-from detectors.results import Estimate, MetricComparison, ModeRow
+from detectors.results import Estimate, Frozen, MetricComparison, ModeRow
 from service.policy import Policy, Verdict
 from simulations.forecast import Forecast, Plan
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ReferenceInfo(Frozen):

@@ -127,15 +127,13 @@ def forecast(
     cand_p = proj.project(cand)
     m = plan.samples
 
-    def run(start: Callable[[int], np.ndarray]) -> dict[str, Trajectory]:
+    def run(initial: Callable[[int], np.ndarray]) -> dict[str, Trajectory]:
         model = EmbeddingMixtureModel(proj, baseline_seed=random_state)
-        first: dict[str, list[float]] = {
-            k: [] for k in ("tail_coverage", "recall", "precision", "coverage", "divergence")
-        }
-        for seed in range(plan.seeds):  # row 0: the starting data itself, as audited
-            scored = model.score(start(seed), np.random.default_rng(0))
-            for k, v in scored.items():
-                first[k].append(float(v[0]))
+        # Row 0: the starting data itself, as audited, for every seed.
+        scored = [
+            model.score(initial(seed), np.random.default_rng(0)) for seed in range(plan.seeds)
+        ]
+        first = {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
         record = run_seeds(
             lambda: EmbeddingMixtureModel(proj, baseline_seed=random_state),
             seeds=plan.seeds,
@@ -144,26 +142,25 @@ def forecast(
             policy=plan.policy,
             beta=plan.beta,
             random_state=random_state,
-            initial=start,
+            initial=initial,
             progress=progress,
         )
-        start_rows = {k: np.asarray(v) for k, v in first.items()}
-        return _trajectories(_with_start(start_rows, record), EMBEDDING_DESCRIPTIONS)
+        return _trajectories(_with_start(first, record), EMBEDDING_DESCRIPTIONS)
 
-    def from_candidate(seed: int) -> np.ndarray:
-        rng = np.random.default_rng([random_state, seed, 7])
-        return cand_p[rng.choice(len(cand_p), m, replace=m > len(cand_p))]
+    def resample(points: np.ndarray, stream: int) -> Callable[[int], np.ndarray]:
+        """Seed s's generation-0 data: m points drawn from `points` (with replacement if short)."""
 
-    def from_human(seed: int) -> np.ndarray:
-        rng = np.random.default_rng([random_state, seed, 11])
-        hold = proj.holdout
-        return hold[rng.choice(len(hold), m, replace=m > len(hold))]
+        def draw(seed: int) -> np.ndarray:
+            rng = np.random.default_rng([random_state, seed, stream])
+            return points[rng.choice(len(points), m, replace=m > len(points))]
+
+        return draw
 
     return Forecast(
         plan=plan,
         method="embedding-gmm",
-        trajectories=run(from_candidate),
-        human=human if human is not None else run(from_human),
+        trajectories=run(resample(cand_p, 7)),
+        human=human if human is not None else run(resample(proj.holdout, 11)),
         elapsed_seconds=time.perf_counter() - start,
     )
 
@@ -201,9 +198,16 @@ def min_top_up(
 
 # ---------------------------------------------------------------- what-if forecasts
 def what_if(
-    *, synthetic_fraction: float, tail_coverage: float, plan: Plan, random_state: int = 0
+    *,
+    synthetic_fraction: float,
+    tail_coverage: float,
+    plan: Plan,
+    random_state: int = 0,
+    human: dict[str, Trajectory] | None = None,
 ) -> Forecast:
-    """Forecast from two audit numbers alone (see `simulations.whatif`); milliseconds."""
+    """Forecast from two audit numbers alone (see `simulations.whatif`); milliseconds. `human`,
+    if given, is the human-start run to report (a top-up search compares every beta with the
+    original plan's human start, so it is not run again)."""
     start = time.perf_counter()
     corpus = WhatIfCorpus(
         synthetic_fraction=synthetic_fraction, tail_coverage=tail_coverage, samples=plan.samples
@@ -230,7 +234,7 @@ def what_if(
         plan=plan,
         method="what-if",
         trajectories=run(corpus.candidate),
-        human=run(corpus.human),
+        human=human if human is not None else run(corpus.human),
         elapsed_seconds=time.perf_counter() - start,
     )
 
@@ -252,13 +256,13 @@ def what_if_top_up(
     )
 
     def run(beta: float) -> Forecast:
-        f = what_if(
+        return what_if(
             synthetic_fraction=synthetic_fraction,
             tail_coverage=tail_coverage,
             plan=_with_policy(plan, beta),
             random_state=random_state,
+            human=base.human,
         )
-        return f.model_copy(update={"human": base.human})
 
     return _bisect(run, base, target=target, max_beta=max_beta, progress=None)
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from detectors.results import Frozen  # the one frozen base of every result model
 
 
 class Band(Frozen):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -54,56 +55,38 @@ def run_simulation(
         raise InvalidInputError(f"seeds must be at least 2 (bands need a spread), got {seeds}")
     start = time.perf_counter()
     settings: dict[str, float | int | str] = {}
+    loop: dict[str, Any] = {
+        "generations": generations,
+        "samples": samples,
+        "policy": policy,
+        "beta": beta,
+        "random_state": random_state,
+        "progress": progress,
+    }
     if kind == "gaussian":
-        model = gaussian.GaussianModel(estimator=estimator, n_chains=seeds)  # type: ignore[arg-type]
-        rec = run_generations(
-            model,
-            generations=generations,
-            samples=samples,
-            policy=policy,
-            beta=beta,
-            random_state=random_state,
-            progress=progress,
-        )
+        est = cast(gaussian.Estimator, estimator)  # GaussianModel rejects other names
+        rec = run_generations(gaussian.GaussianModel(estimator=est, n_chains=seeds), **loop)
         rows = {}
         if policy == "replace":
             n = generations + 1  # generation g's model was estimated g + 1 times
             rows = {
                 "variance": (
-                    theory.expected_variance(n, samples, estimator=estimator)[1:],  # type: ignore[arg-type]
+                    theory.expected_variance(n, samples, estimator=est)[1:],
                     "E[sigma^2] (closed form)",
                 ),
                 "w2_squared": (
-                    theory.expected_w2_squared(n, samples, estimator=estimator)[1:],  # type: ignore[arg-type]
+                    theory.expected_w2_squared(n, samples, estimator=est)[1:],
                     "E[W2^2] (closed form)",
                 ),
             }
         trajectories = _bands(rec.metrics, gaussian.DESCRIPTIONS, rows)
         settings["estimator"] = estimator
     elif kind == "discrete":
-        model_d = discrete.CategoricalModel(n_chains=seeds)
-        rec = run_generations(
-            model_d,
-            generations=generations,
-            samples=samples,
-            policy=policy,
-            beta=beta,
-            random_state=random_state,
-            progress=progress,
-        )
-        trajectories = _bands(rec.metrics, discrete.DESCRIPTIONS)
-        settings["categories"] = len(model_d.probabilities)
+        model = discrete.CategoricalModel(n_chains=seeds)
+        trajectories = _bands(run_generations(model, **loop).metrics, discrete.DESCRIPTIONS)
+        settings["categories"] = len(model.probabilities)
     elif kind == "gmm":
-        rec = run_seeds(
-            gmm.MixtureModel,
-            seeds=seeds,
-            generations=generations,
-            samples=samples,
-            policy=policy,
-            beta=beta,
-            random_state=random_state,
-            progress=progress,
-        )
+        rec = run_seeds(gmm.MixtureModel, seeds=seeds, **loop)
         trajectories = _bands(rec.metrics, gmm.DESCRIPTIONS)
     else:
         trajectories = _lm(generations, policy, beta, seeds, random_state, progress, settings)

@@ -66,7 +66,8 @@ def register(app: typer.Typer) -> None:
         """
         from service.cli import console, err_console, fail
         from service.commands.backend import load_policy, open_backend, parse_plan
-        from service.commands.common import open_corpus, progress_group, summarise_input
+        from service.commands.common import open_corpus, summarise_input
+        from service.render import progress_group
 
         to_stdout = json_out is not None and str(json_out) == "-"
         out = err_console if to_stdout else console  # keep stdout clean for the JSON

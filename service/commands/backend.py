@@ -222,27 +222,9 @@ class LocalBackend:
             extras = {"reference": run.reference, "candidate_vectors": run.candidate_vectors}
             top_up = run.result.top_up
             if top_up is not None and top_up.beta > 0:
-                extras["top_up_forecast"] = _top_up_forecast(run, self.settings.random_state)
+                # The top-up search already simulated the plan with this beta.
+                extras["top_up_forecast"] = run.top_up_forecast
         return AuditOutcome(result=run.result, extras=extras)
-
-
-def _top_up_forecast(run: Any, random_state: int) -> Any:
-    """The forecast under the proposed top-up (keep-real with its beta), for the report's plot.
-
-    Same seeds and the same human-start run as the audit's own forecast, so the two lines differ
-    by the top-up alone.
-    """
-    from simulations.forecast import forecast
-
-    result = run.result
-    plan = result.plan.model_copy(update={"policy": "keep-real", "beta": result.top_up.beta})
-    return forecast(
-        run.reference,
-        run.candidate_vectors,
-        plan,
-        random_state=random_state,
-        human=result.forecast.human,
-    )
 
 
 class RemoteBackend:

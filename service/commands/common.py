@@ -74,49 +74,6 @@ def open_corpus(
     )
 
 
-@contextmanager
-def progress_group(
-    console: Console, *, quiet: bool
-) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
-    """Several bars in one live display: `add(description)` returns a (done, total) callback."""
-    if quiet:
-        yield lambda description: lambda done, total: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from service.render import RateColumn
-
-    columns = (
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-
-        def add(description: str) -> Callable[[int, int], None]:
-            task = progress.add_task(description, total=None)
-
-            def update(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            return update
-
-        yield add
-
-
 def summarise_input(console: Console, reader: Any, what: str, *, quiet: bool) -> None:
     if not quiet:
         skipped = f", {reader.n_empty:,} empty skipped" if reader.n_empty else ""

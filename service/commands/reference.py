@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
         """Embed human documents and store them as reference NAME (index, tails, modes)."""
         from service.cli import console, fail
         from service.commands.backend import open_backend
-        from service.commands.common import open_corpus, progress_group, summarise_input
+        from service.commands.common import open_corpus, summarise_input
+        from service.render import progress_group
 
         with user_errors(fail):
             reader = open_corpus(

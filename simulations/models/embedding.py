@@ -12,7 +12,7 @@ from the reference's held-out part: 1.0 means "as good as human data at this siz
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
@@ -48,6 +48,11 @@ class ProjectedReference:
     pca: PCA
     mean: np.ndarray
     cov: np.ndarray
+    # Human-baseline metrics per (sample size, seed): every chain and run of a forecast (and every
+    # step of a top-up search) compares against the same baseline, so it is computed once.
+    baselines: dict[tuple[int, int], dict[str, float]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -84,6 +89,14 @@ class ProjectedReference:
         out = compute_prdc(self.core, points, k=self.k, tail_mask=self.tail_mask)
         return {m: float(getattr(out, m)) for m in METRICS}
 
+    def baseline(self, n: int, seed: int) -> dict[str, float]:
+        """Metrics of a human sample of size n from the held-out part (computed once)."""
+        if (n, seed) not in self.baselines:
+            rng = np.random.default_rng([seed, n])
+            pick = rng.choice(len(self.holdout), n, replace=n > len(self.holdout))
+            self.baselines[(n, seed)] = self.raw_metrics(self.holdout[pick])
+        return self.baselines[(n, seed)]
+
     def divergence(self, points: np.ndarray) -> float:
         cov = np.cov(points, rowvar=False)
         return float(gaussian_w2_squared(self.mean, self.cov, points.mean(axis=0), cov))
@@ -103,17 +116,10 @@ class EmbeddingMixtureModel:
     ) -> None:
         self.projected = projected
         self.components = components
-        self._baseline: dict[int, dict[str, float]] = {}
         self._baseline_seed = baseline_seed
 
     def baseline(self, n: int) -> dict[str, float]:
-        """Metrics of a human sample of size n from the held-out part (cached per size)."""
-        if n not in self._baseline:
-            rng = np.random.default_rng([self._baseline_seed, n])
-            hold = self.projected.holdout
-            pick = rng.choice(len(hold), n, replace=n > len(hold))
-            self._baseline[n] = self.projected.raw_metrics(hold[pick])
-        return self._baseline[n]
+        return self.projected.baseline(n, self._baseline_seed)
 
     def sample_original(self, n: int, rng: np.random.Generator) -> np.ndarray:
         hold = self.projected.holdout
