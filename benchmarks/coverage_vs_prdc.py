@@ -103,7 +103,7 @@ def main() -> None:
     for n in args.sizes:
         ref = measure("prdc", n)
         rows = [("prdc (sklearn, N x N)", ref)]
-        rows += [(f"ours, {m}", measure(m, n)) for m in ("exact", "hnsw")]
+        rows += [(f"ours, {m}", measure(m, n)) for m in ("exact", "ivf", "hnsw")]
         for name, r in rows:
             diff = max(abs(r[m] - ref[m]) for m in metrics)
             print(

@@ -78,7 +78,7 @@ def compute_prdc(
     """prdc's four metrics (plus coverage of the `tail_mask` real points) via FAISS.
 
     With `index="exact"` the result equals `prdc.compute_prdc(real, fake, k)` up to float64
-    rounding; `"hnsw"` trades exactness for speed on large sets.
+    rounding; `"ivf"` and `"hnsw"` trade exactness for speed on large sets.
     """
     real = as_matrix(real, name="real vectors")
     fake = as_matrix(fake, name="fake vectors", dim=real.shape[1])

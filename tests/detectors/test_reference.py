@@ -50,6 +50,21 @@ def test_auto_index_switches_to_hnsw_above_threshold(vectors):
     assert np.mean(np.isclose(ref.radii_, exact.radii_)) > 0.95
 
 
+def test_ivf_append_reuses_trained_cells():
+    # IVF's recall rests on cluster structure (as sentence embeddings have), not on isotropic noise.
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(12, 16)) * 4
+    clustered = (centres[rng.integers(12, size=1500)] + rng.normal(size=(1500, 16))).astype(
+        np.float32
+    )
+    ref = ReferenceCorpus(index="ivf").fit(clustered[:1000])
+    index_before = ref.index_
+    ref.append(clustered[1000:])
+    assert ref.index_ is index_before and ref.index_.ntotal == len(ref.vectors_)
+    exact = knn_radii(build_index(ref.vectors_, "exact"), ref.vectors_, ref.k)
+    assert np.mean(np.isclose(ref.radii_, exact)) > 0.95
+
+
 def test_append_without_rebuild_matches_a_fresh_fit(vectors):
     ref = ReferenceCorpus().fit(vectors[:600])
     index_before = ref.index_
@@ -75,11 +90,12 @@ def test_save_load_round_trip_gives_identical_audits(tmp_path, vectors):
     assert loaded.mode_exemplars_[0].startswith("document number")
 
 
-def test_hnsw_reference_round_trip(tmp_path, vectors):
-    ref = ReferenceCorpus(index="hnsw").fit(vectors)
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_reference_round_trip(tmp_path, vectors, kind):
+    ref = ReferenceCorpus(index=kind).fit(vectors)
     ref.save(tmp_path / "ref")
     loaded = ReferenceCorpus.load(tmp_path / "ref")
-    assert loaded.index_kind_ == "hnsw"
+    assert loaded.index_kind_ == kind
     np.testing.assert_array_equal(
         loaded.neighbours(vectors[:20])[1], ref.neighbours(vectors[:20])[1]
     )
