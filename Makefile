@@ -34,5 +34,7 @@ lint: $(STAMP)
 	$(BIN)/mypy detectors simulations service
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python benchmarks/coverage_vs_prdc.py
 	$(BIN)/python benchmarks/embedder_throughput.py
+	$(BIN)/python benchmarks/estimation.py

@@ -167,3 +167,20 @@ class NgramModel:
                 for d, f in zip(docs, folds, strict=True)
             ]
         )
+
+    def reference_features(self, texts: Sequence[str]) -> np.ndarray:
+        """Features of the fitted reference documents (or excerpts of them, in the same order),
+        each scored by the model without its own fold, as `reference_features_` is."""
+        if not hasattr(self, "tables_"):
+            raise NotFittedError("this NgramModel is not fitted: call fit(reference_texts) first")
+        docs = validate_texts(texts)
+        if len(docs) != len(self.folds_):
+            raise InvalidInputError(
+                f"expected the {len(self.folds_)} reference documents in fit order, got {len(docs)}"
+            )
+        return np.vstack(
+            [
+                self._features(self._ids([t.lower() for t in tokenize(d)]), int(f))
+                for d, f in zip(docs, self.folds_, strict=True)
+            ]
+        )

@@ -80,3 +80,24 @@ class CoverageReport(Frozen):
     tail_coverage: MetricComparison
     modes: list[ModeRow]
     n_bootstrap: int
+
+
+class SyntheticReport(Frozen):
+    """How much of a candidate is generated text, and how much lies outside the reference.
+
+    `synthetic` is the share of the whole candidate that is inside the reference's domain and
+    carries the synthetic signature; `out_of_domain` the share outside the reference's support
+    (another genre or source: not evidence of generation). `flagged_out_of_domain` is set when
+    that share dominates, in which case the synthetic figure covers the in-domain part only.
+    """
+
+    synthetic: Estimate
+    out_of_domain: Estimate
+    flagged_out_of_domain: bool
+    mode: str  # "labelled" | "reference-only"
+    features: tuple[str, ...]
+    validation_mae: dict[str, float]  # per quantifier, on held-out labelled mixes
+    n_candidate: int
+    n_labelled_synthetic: int
+    n_reference: int
+    notes: tuple[str, ...] = ()

@@ -1,0 +1,164 @@
+"""Quantification under prior shift: what fraction of a corpus is positive (synthetic), from scores.
+
+A classifier's scores are not a prevalence: counting documents above a threshold (CC) is biased
+towards the training prior by exactly the classifier's error rates. The corrections here use the
+classifier's behaviour on held-out labelled documents (out-of-fold scores):
+
+- CC   classify and count: share of candidate scores above 1/2 (biased; the baseline)
+- ACC  adjusted CC: (CC - fpr) / (tpr - fpr)
+- PCC  probabilistic CC: mean score (biased like CC)
+- PACC probabilistic ACC: (PCC - mean negative score) / (mean positive score - mean negative score)
+- EMQ  EM re-estimation of the prior (Saerens, Latinne & Decaestecker 2002, "SLD")
+- BBE  best-bin estimation (Garg et al. 2021): the share of *negatives* (human text) in the
+       candidate from the top bin of the human score, where positives have no mass. It needs no
+       positive examples of the kind in the candidate, only that they avoid the most human-like
+       region: the tails of human text a collapsing model no longer produces.
+
+Intervals are percentile bootstraps that resample both the candidate's scores and the labelled
+out-of-fold scores, so the uncertainty of the error rates is part of the interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from detectors.errors import InsufficientDataError
+
+Quantifier = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+METHODS = ("cc", "acc", "pcc", "pacc", "emq", "bbe")
+MIN_LABELLED = 20  # per class: fewer and tpr/fpr are too noisy for any adjustment
+MIN_CANDIDATE = 20  # documents: fewer and a bootstrap interval means nothing
+_THRESHOLD = 0.5
+_EPS = 1e-6
+_BOUNDARY = 1e-3
+
+
+def _clip(x: float) -> float:
+    return float(np.clip(x, 0.0, 1.0))
+
+
+def cc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    return float(np.mean(scores > _THRESHOLD))
+
+
+def acc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    tpr, fpr = float(np.mean(pos > _THRESHOLD)), float(np.mean(neg > _THRESHOLD))
+    if tpr - fpr < _EPS:
+        return cc(scores, pos, neg)  # the classifier does not separate: nothing to adjust by
+    return _clip((cc(scores, pos, neg) - fpr) / (tpr - fpr))
+
+
+def pcc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    return float(np.mean(scores))
+
+
+def pacc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    mp, mn = float(np.mean(pos)), float(np.mean(neg))
+    if mp - mn < _EPS:
+        return pcc(scores, pos, neg)
+    return _clip((float(np.mean(scores)) - mn) / (mp - mn))
+
+
+def emq(
+    scores: np.ndarray, pos: np.ndarray, neg: np.ndarray, *, tol: float = 1e-6, max_iter: int = 500
+) -> float:
+    """SLD: rescale posteriors to a new prior and re-estimate the prior until it is stable.
+
+    The training prior is the labelled set's class balance (the classifier was fitted on it).
+    EM approaches a boundary prior only geometrically, so a prior within `_BOUNDARY` of 0 or 1
+    at convergence is the boundary itself.
+    """
+    train = len(pos) / (len(pos) + len(neg))
+    s = np.clip(scores, _EPS, 1 - _EPS)
+    prior = new = train
+    for _ in range(max_iter):
+        w_pos = s * prior / train
+        w_neg = (1 - s) * (1 - prior) / (1 - train)
+        new = float(np.mean(w_pos / (w_pos + w_neg)))
+        if abs(new - prior) < tol:
+            break
+        prior = new
+    return 0.0 if new < _BOUNDARY else 1.0 if new > 1 - _BOUNDARY else _clip(new)
+
+
+def best_bin_negative_share(
+    candidate_human: np.ndarray, reference_human: np.ndarray, *, delta: float = 0.1
+) -> float:
+    """BBE: share of the candidate drawn from the reference's distribution, from its top bin.
+
+    Scores are human-likeness (higher = more like the reference). For every threshold c the ratio
+    q_cand(c) / q_ref(c) of the shares at or above c upper-bounds the human share; BBE takes the
+    threshold minimising the ratio with q_cand inflated by its Hoeffding bound (so a tiny top bin
+    cannot win by luck) and reports the plain ratio there.
+    """
+    ref = np.sort(reference_human)[::-1]
+    n_c, n_r = len(candidate_human), len(ref)
+    cand_sorted = np.sort(candidate_human)
+    # q(c) at each reference score used as a threshold, from the highest down.
+    q_ref = np.arange(1, n_r + 1) / n_r
+    q_cand = (n_c - np.searchsorted(cand_sorted, ref, side="left")) / n_c
+    slack = np.sqrt(np.log(4 / delta) / (2 * n_c)) + np.sqrt(np.log(4 / delta) / (2 * n_r))
+    bound = (q_cand + slack) / q_ref
+    best = int(np.argmin(bound))
+    return _clip(q_cand[best] / q_ref[best])
+
+
+def bbe(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    """Synthetic share = 1 - the human share BBE finds in the top bin of human-likeness."""
+    return 1.0 - best_bin_negative_share(1.0 - scores, 1.0 - neg)
+
+
+QUANTIFIERS: dict[str, Quantifier] = {
+    "cc": cc,
+    "acc": acc,
+    "pcc": pcc,
+    "pacc": pacc,
+    "emq": emq,
+    "bbe": bbe,
+}
+
+
+def check_sizes(n_candidate: int, n_pos: int | None, n_neg: int) -> None:
+    if n_candidate < MIN_CANDIDATE:
+        raise InsufficientDataError(
+            f"an interval needs at least {MIN_CANDIDATE} candidate documents, got {n_candidate}"
+        )
+    if n_pos is not None and n_pos < MIN_LABELLED:
+        raise InsufficientDataError(
+            f"need at least {MIN_LABELLED} labelled synthetic documents, got {n_pos}"
+        )
+    if n_neg < MIN_LABELLED:
+        raise InsufficientDataError(
+            f"need at least {MIN_LABELLED} human (reference) documents, got {n_neg}"
+        )
+
+
+def validation_errors(
+    pos: np.ndarray,
+    neg: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    prevalences: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
+    n_repeats: int = 5,
+) -> dict[str, float]:
+    """Mean absolute error of each method on mixes built from held-out labelled scores.
+
+    The labelled scores are split in halves: one half plays the calibration set (pos/neg), the
+    other is mixed at known prevalences and quantified, so no score judges its own calibration.
+    """
+    errors: dict[str, list[float]] = {m: [] for m in METHODS}
+    for _ in range(n_repeats):
+        pp, pn = rng.permutation(pos), rng.permutation(neg)
+        cal_p, test_p = pp[: len(pp) // 2], pp[len(pp) // 2 :]
+        cal_n, test_n = pn[: len(pn) // 2], pn[len(pn) // 2 :]
+        size = min(len(test_p), len(test_n))
+        for a in prevalences:
+            n_pos = round(a * size)
+            mix = np.concatenate(
+                [rng.choice(test_p, n_pos, replace=False), rng.choice(test_n, size - n_pos, False)]
+            )
+            for m in METHODS:
+                errors[m].append(abs(QUANTIFIERS[m](mix, cal_p, cal_n) - a))
+    return {m: float(np.mean(e)) for m, e in errors.items()}

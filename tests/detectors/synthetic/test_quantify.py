@@ -1,0 +1,73 @@
+"""Quantifiers on scores with a known prevalence: the adjusted ones are unbiased, CC is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.errors import InsufficientDataError
+from detectors.synthetic import quantify
+
+N_CAL, N_CAND, REPEATS = 2000, 2000, 40
+
+
+MU = 0.75  # class means +-MU of a unit-variance feature: AUROC ~0.86, as on real text
+
+
+def _scores(rng: np.random.Generator, n: int, positive: bool) -> np.ndarray:
+    # The exact posterior at a balanced prior, as EMQ assumes of a calibrated classifier.
+    x = rng.normal(MU if positive else -MU, 1.0, n)
+    return 1 / (1 + np.exp(-2 * MU * x))
+
+
+def _mix(rng: np.random.Generator, a: float) -> np.ndarray:
+    n_pos = rng.binomial(N_CAND, a)
+    return np.r_[_scores(rng, n_pos, True), _scores(rng, N_CAND - n_pos, False)]
+
+
+@pytest.mark.parametrize("method", ["acc", "pacc", "emq"])
+@pytest.mark.parametrize("a", [0.1, 0.4, 0.8])
+def test_adjusted_quantifiers_are_unbiased(method, a):
+    rng = np.random.default_rng(0)
+    pos, neg = _scores(rng, N_CAL, True), _scores(rng, N_CAL, False)
+    est = np.array([quantify.QUANTIFIERS[method](_mix(rng, a), pos, neg) for _ in range(REPEATS)])
+    # The mean of REPEATS estimates is within 4 standard errors of the truth (the calibration
+    # set is shared, so its error is common to all repeats: add a binomial term for it).
+    se = est.std(ddof=1) / np.sqrt(REPEATS) + np.sqrt(a * (1 - a) / N_CAL)
+    assert abs(est.mean() - a) < 4 * se
+
+
+def test_classify_and_count_is_biased_towards_the_error_rates():
+    rng = np.random.default_rng(1)
+    pos, neg = _scores(rng, N_CAL, True), _scores(rng, N_CAL, False)
+    fpr = np.mean(neg > 0.5)
+    est = quantify.cc(_mix(rng, 0.0), pos, neg)  # no positives at all
+    assert est == pytest.approx(fpr, abs=4 * np.sqrt(fpr * (1 - fpr) / N_CAND))
+    assert est > 0.05  # the bias ACC removes
+
+
+def test_best_bin_finds_the_human_share_when_synthetic_avoids_the_top_bin():
+    rng = np.random.default_rng(2)
+    human_ref = rng.uniform(0, 1, 3000)  # human-likeness of held-out human text
+    n = 3000
+    cand = np.r_[rng.uniform(0, 1, int(0.6 * n)), rng.uniform(0, 0.5, int(0.4 * n))]
+    share = quantify.best_bin_negative_share(cand, human_ref)
+    # The top bin is chosen from data, so allow the Hoeffding slack BBE itself uses.
+    slack = 2 * np.sqrt(np.log(4 / 0.1) / (2 * n))
+    assert share == pytest.approx(0.6, abs=slack)
+
+
+def test_validation_picks_an_adjusted_method_over_plain_counting():
+    rng = np.random.default_rng(3)
+    pos, neg = _scores(rng, 800, True), _scores(rng, 800, False)
+    mae = quantify.validation_errors(pos, neg, rng=rng)
+    assert set(mae) == set(quantify.METHODS)
+    assert min(mae, key=mae.__getitem__) not in ("cc", "pcc")
+    assert mae["pacc"] < mae["cc"]
+
+
+def test_sizes_below_the_minimum_say_the_minimum():
+    with pytest.raises(InsufficientDataError, match=f"at least {quantify.MIN_CANDIDATE}"):
+        quantify.check_sizes(3, 100, 100)
+    with pytest.raises(InsufficientDataError, match="labelled synthetic"):
+        quantify.check_sizes(100, 0, 100)
