@@ -7,12 +7,12 @@ stories (benchmarks/data/smollm2_continuations.jsonl). Every human document is c
 count drawn from the generated documents' lengths, so length tells nothing.
 
 Split once: 1,000 BBC stories are the reference; 500 generated documents are the labelled
-synthetic examples (labelled mode) or the reference's synthetic twins (reference-only mode, where
-embeddings stay out of the signature); the remaining stories and generated documents are the
-candidate pools, never seen in fitting. Candidates mix the pools at each true fraction a over
-several seeds. QuaPy's CC, ACC, PACC and EMQ get the same features (embedding + text statistics
-+ n-gram) and the same logistic regression, trained on reference vs labelled synthetic; they give
-points only, so interval coverage is ours alone.
+synthetic examples (labelled mode); reference-only mode gets generic examples instead: 250 of them
+plus every continuation of Wikipedia text (another domain); the remaining stories and generated
+documents are the candidate pools, never seen in fitting. Candidates mix the pools at each true
+fraction a over several seeds. QuaPy's CC, ACC, PACC and EMQ get the same features (embedding +
+text statistics + n-gram) and the same logistic regression, trained on reference vs labelled
+synthetic; they give points only, so interval coverage is ours alone.
 
 Domain shift: the reference stays BBC while the candidate's human part is ABC (Australian) news
 of 2001 (gensim's Lee corpus): another outlet and period of the same genre. Out of genre: Usenet
@@ -74,7 +74,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     rng = np.random.default_rng(0)
 
-    generated = [r["text"] for r in smollm2_continuations() if r["stratum"].startswith("bbc")]
+    rows = smollm2_continuations()
+    generated = [r["text"] for r in rows if r["stratum"].startswith("bbc")]
+    wiki_generated = [r["text"] for r in rows if r["stratum"].startswith("wiki")]
     lengths = [len(t.split()) for t in generated]
     human = [d.text for d in bbc_news()]
     rng.shuffle(human)
@@ -89,8 +91,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     embedder = Embedder()
-    ref_v, pool_hv, lab_v, pool_sv, lee_v, use_v = (
-        embed(embedder, t) for t in (ref_t, pool_h, lab_t, pool_s, lee, usenet)
+    # Reference-only mode's generic examples: half of the BBC twins and every Wikipedia one.
+    generic = lab_t[: N_LABELLED // 2] + wiki_generated
+    ref_v, pool_hv, lab_v, pool_sv, lee_v, use_v, gen_v = (
+        embed(embedder, t) for t in (ref_t, pool_h, lab_t, pool_s, lee, usenet, generic)
     )
     print(
         f"embedded {sum(map(len, (ref_t, pool_h, lab_t, pool_s, lee, usenet)))} documents "
@@ -101,8 +105,8 @@ def main() -> None:
             ref_t, ref_v, lab_t, lab_v
         ),
         "ours, reference-only": SyntheticFractionEstimator(
-            generic_synthetic=lab_t, random_state=0
-        ).fit(ref_t, ref_v),
+            generic_synthetic=generic, random_state=0
+        ).fit(ref_t, ref_v, example_vectors=gen_v),
     }
     lab = ours["ours, labelled"]
     feats = lab.featurizer_

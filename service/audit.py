@@ -23,11 +23,11 @@ from service.schemas import (
     AuditResult,
     CoverageMetrics,
     ReferenceInfo,
-    SyntheticFraction,
     TailCoverage,
     TopUpSearch,
 )
 from service.store import now
+from service.synthetic import estimate_synthetic
 from simulations.forecast import Forecast, Plan, forecast, min_top_up
 
 if TYPE_CHECKING:
@@ -81,10 +81,11 @@ def execute_audit(
         )
     vectors = embedded.vectors
     cov = coverage_report(reference, vectors, random_state=seed)
-    # The synthetic-fraction estimator (issue 4) is not part of this build: the audit says so
-    # rather than report a number, and the verdict rests on the forecast alone.
-    synthetic: SyntheticFraction | None = None
-    notes.append("synthetic-fraction estimator not available in this build")
+    synthetic, missing = estimate_synthetic(
+        store, info, sample, vectors, settings=settings, embedder=embedder
+    )
+    if missing:
+        notes.append(missing)
 
     fc = forecast(reference, vectors, plan, random_state=seed)
     relative = fc.relative_final()

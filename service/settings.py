@@ -31,6 +31,13 @@ class Settings(BaseSettings):
         ge=20,
         description="Candidates larger than this are audited on a uniform random sample.",
     )
+    synthetic_examples: Path | None = Field(
+        default=None,
+        description="JSONL of generated text (one object with a 'text' field per line) that the "
+        "synthetic-fraction estimator learns the signature of generation from; unset = the "
+        "bundled SmolLM2-135M continuations of BBC News and Wikipedia text. Best: continuations "
+        "of your own reference's documents (scripts/generate_synthetic.py).",
+    )
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     tail_quantile: float = Field(default=0.1, gt=0, lt=1)
     policy: Policy = Field(default_factory=Policy)

@@ -36,7 +36,18 @@ def smollm2_continuations(path: str | Path | None = None) -> list[dict]:
         raise InvalidInputError(
             f"no generated text at {file}: run scripts/generate_synthetic.py to create it"
         )
-    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{file} line {number} is not JSON: {exc.msg}") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise InvalidInputError(f"{file} line {number} has no string 'text' field")
+        rows.append(row)
+    return rows
 
 
 def _gensim_data(name: str) -> Path:

@@ -18,8 +18,11 @@ called synthetic. Intervals are percentile bootstraps over the candidate, the he
 and the labelled out-of-fold scores together.
 
 Two modes: *labelled* (the caller passes examples of the synthetic text it fears) and
-*reference-only* (no examples: the bundled SmolLM2-135M continuations of BBC and Wikipedia text
-stand in, and embeddings are left out of the signature because they would learn those topics).
+*reference-only* (no examples from the caller: generic generated text stands in, by default the
+bundled SmolLM2-135M continuations of BBC and Wikipedia text; best are continuations of the
+reference's own documents, `scripts/generate_synthetic.py`). Measured on real text, embeddings in
+the signature make the estimate *more* robust to a same-genre domain shift (ABC vs BBC news), so
+they are used whenever the examples' vectors are given.
 """
 
 from __future__ import annotations
@@ -87,7 +90,18 @@ class SyntheticFractionEstimator:
         reference_vectors: np.ndarray,
         synthetic_texts: Sequence[str] | None = None,
         synthetic_vectors: np.ndarray | None = None,
+        *,
+        example_vectors: np.ndarray | None = None,
     ) -> Self:
+        """Fit on the human reference and on synthetic examples (labelled mode) or, without
+        them, on `generic_synthetic` / the bundled continuations (reference-only mode).
+
+        `example_vectors`: in reference-only mode, the embeddings of those generic examples (in
+        order). With them the signature can use embeddings too, and how often generated text
+        falls inside the reference's domain is measured; without them the signature is text
+        statistics and n-grams only, and generated text is assumed to fall inside as often as
+        human text (which overstates the out-of-domain share of short generated documents).
+        """
         ref_texts = validate_texts(reference_texts)
         ref_vecs = as_matrix(reference_vectors, name="reference vectors")
         if len(ref_vecs) != len(ref_texts):
@@ -99,9 +113,14 @@ class SyntheticFractionEstimator:
             synthetic_texts = self.generic_synthetic or [
                 row["text"] for row in smollm2_continuations()
             ]
-            synthetic_vectors = None
+            synthetic_vectors = example_vectors
+        elif example_vectors is not None:
+            raise InvalidInputError(
+                "example_vectors belong to reference-only mode; in labelled mode pass "
+                "synthetic_vectors"
+            )
         syn_texts = validate_texts(synthetic_texts)
-        default = FAMILIES if self.mode_ == "labelled" else ("textstats", "ngram")
+        default = FAMILIES if synthetic_vectors is not None else ("textstats", "ngram")
         self.features_ = check_families(self.features or default)
         if "embedding" in self.features_ and synthetic_vectors is None:
             raise InvalidInputError(
@@ -116,14 +135,16 @@ class SyntheticFractionEstimator:
             )
         rng = np.random.default_rng(self.random_state)
         self._fit_domain(ref_vecs, n_hold, rng)
-        # How often synthetic text of the kind given falls inside the reference's balls; without
-        # its vectors (reference-only mode) it is taken to be as often as human text.
-        self.synthetic_inside_ = (
-            None
-            if synthetic_vectors is None
-            else self.inside(
-                as_matrix(synthetic_vectors, name="synthetic vectors", dim=ref_vecs.shape[1])
+        # How often generated text falls inside the reference's balls (short generated documents
+        # fall inside less often than long human ones); unknown = as often as human text.
+        if synthetic_vectors is not None:
+            synthetic_vectors = as_matrix(
+                synthetic_vectors, name="synthetic vectors", dim=ref_vecs.shape[1]
             )
+            if len(synthetic_vectors) != len(syn_texts):
+                raise InvalidInputError("pass one vector per synthetic example, in order")
+        self.synthetic_inside_ = (
+            None if synthetic_vectors is None else self.inside(synthetic_vectors)
         )
         self._fit_signature(ref_texts, ref_vecs, syn_texts, synthetic_vectors, rng)
         self.n_reference_ = len(ref_texts)

@@ -5,9 +5,8 @@ window-averaged text statistics (`detectors.textstats`) and log-likelihood under
 trigram model of the reference (`detectors.ngram`, cross-fitted so reference documents are never
 scored by a model that saw them).
 
-Embeddings carry topic and genre as much as style, so they help when the synthetic examples come
-from the candidate's own domain (labelled mode) and hurt when they do not (reference-only mode,
-where they would learn "not about the reference's topics" instead of "generated").
+Embeddings carry topic and genre as much as style: they help when the synthetic examples come from
+the reference's domain and would learn "not about these topics" when they do not.
 """
 
 from __future__ import annotations

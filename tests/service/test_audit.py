@@ -134,3 +134,63 @@ def test_orphan_files_of_an_interrupted_ingest_are_removed(tmp_path):
     Store(settings).close()
     assert not (refs / "abc123.texts.jsonl").exists()
     assert not (refs / ".abc123.v-0001").exists()
+
+
+@pytest.fixture(scope="module")
+def synthetic_env(tmp_path_factory, corpus, embed_cached):
+    """A store whose estimator learns the signature from half of the SmolLM2 continuations; the
+    other half (never seen in fitting) is candidate text."""
+    import json
+
+    from detectors.synthetic.data import smollm2_continuations
+
+    rows = [r for r in smollm2_continuations() if r["stratum"].startswith("bbc")]
+    examples = tmp_path_factory.mktemp("examples") / "twins.jsonl"
+    examples.write_text("".join(json.dumps(r) + "\n" for r in rows[:800]))
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"), audit_size=300, synthetic_examples=examples
+    )
+    store = Store(settings)
+    embedder = CachedEmbedder(embed_cached)
+    build_reference(store, "bbc", corpus[0], embedder=embedder, settings=settings)
+    yield settings, store, embedder, [r["text"] for r in rows[800:]]
+    store.close()
+
+
+def test_three_verdicts_on_real_text(synthetic_env, corpus):
+    """Fresh human news is kept; a 40% synthetic mix needs a top-up; generated text is rejected
+    on its synthetic fraction alone, each with the numbers behind it."""
+    settings, store, embedder, generated = synthetic_env
+    policy = Policy(max_synthetic_fraction=0.15, hard_max_synthetic_fraction=0.6)
+
+    def audit(texts):
+        return run_audit(
+            store, "bbc", texts, embedder=embedder, settings=settings, plan=PLAN, policy=policy
+        )
+
+    human = audit(corpus[1][:200])
+    mixed = audit(corpus[1][200:320] + generated[:80])
+    machine = audit(generated[80:280])
+    for result in (human, mixed, machine):
+        assert result.synthetic_fraction is not None
+        assert result.synthetic_fraction.estimate.mode == "reference-only"
+    h, m, g = (r.synthetic_fraction.estimate for r in (human, mixed, machine))
+    assert h.low <= 0.02 and h.point < m.point < g.point
+    assert m.low <= 0.4 <= m.high + 0.15  # short generated text sits a little out of domain
+    assert human.verdict.decision == "keep", human.verdict.reasons
+    assert mixed.verdict.decision == "top-up"
+    assert "synthetic-fraction" in {r.code for r in mixed.verdict.reasons}
+    assert mixed.verdict.top_up_documents > 0
+    assert machine.verdict.decision == "reject", (g, machine.synthetic_fraction)
+    reason = next(r for r in machine.verdict.reasons if r.code == "synthetic-hard-limit")
+    assert reason.value == pytest.approx(g.low) and reason.limit == 0.6
+
+
+def test_unreadable_synthetic_examples_file_is_explained(tmp_path):
+    from detectors.errors import InvalidInputError
+    from detectors.synthetic.data import smollm2_continuations
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"txt": "no text field"}\n')
+    with pytest.raises(InvalidInputError, match="line 2 has no string 'text' field"):
+        smollm2_continuations(bad)

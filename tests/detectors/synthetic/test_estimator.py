@@ -75,12 +75,15 @@ def test_out_of_genre_human_text_is_flagged_not_called_synthetic(labelled, corpo
     assert any("outside the reference's domain" in n for n in report.notes)
 
 
-def test_reference_only_mode_uses_twins_and_no_embeddings(corpora):
-    (rt, rv), (lt, _) = corpora["ref"], corpora["labelled"]
-    est = SyntheticFractionEstimator(generic_synthetic=lt, random_state=0).fit(rt, rv)
+@pytest.mark.parametrize("with_vectors", [True, False])
+def test_reference_only_mode_with_generic_examples(corpora, with_vectors):
+    (rt, rv), (lt, lv) = corpora["ref"], corpora["labelled"]
+    est = SyntheticFractionEstimator(generic_synthetic=lt, random_state=0)
+    est.fit(rt, rv, example_vectors=lv if with_vectors else None)
     human, synthetic = est.estimate(*corpora["human"]), est.estimate(*corpora["synthetic"])
     assert human.mode == synthetic.mode == "reference-only"
-    assert "embedding" not in human.features
+    # Without the examples' vectors the signature cannot use embeddings.
+    assert ("embedding" in human.features) is with_vectors
     assert human.synthetic.low <= 0.0 <= human.synthetic.high
     assert synthetic.synthetic.low > human.synthetic.high  # separates the two, with room
 
@@ -112,10 +115,14 @@ def test_bad_input_says_what_is_needed(corpora, labelled):
     with pytest.raises(InvalidInputError, match="empty"):
         SyntheticFractionEstimator().fit(rt, rv, [], lv[:0])
     with pytest.raises(InvalidInputError, match="synthetic_vectors"):
-        SyntheticFractionEstimator().fit(rt, rv, lt)
+        SyntheticFractionEstimator(features=("embedding", "textstats")).fit(rt, rv, lt)
     with pytest.raises(InvalidInputError, match="one candidate vector per"):
         labelled.estimate(ht, hv[:10])
     with pytest.raises(NotFittedError):
         SyntheticFractionEstimator().estimate(ht, hv)
+    with pytest.raises(InvalidInputError, match="example_vectors belong to reference-only"):
+        SyntheticFractionEstimator().fit(rt, rv, lt, lv, example_vectors=lv)
+    with pytest.raises(InvalidInputError, match="one vector per synthetic example"):
+        SyntheticFractionEstimator(generic_synthetic=lt).fit(rt, rv, example_vectors=lv[:5])
     with pytest.raises(InvalidInputError, match="feature families"):
         SyntheticFractionEstimator(features=("embedding", "vibes"))
