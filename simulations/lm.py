@@ -76,7 +76,10 @@ def run_lm_collapse(
     prompt_tokens: int = 8,
     random_state: int = 0,
     progress: ProgressCallback | None = None,
+    on_generation: Callable[[int, np.ndarray], None] | None = None,
 ) -> LMCollapseRecord:
+    """Recursive training on real text; `on_generation(g, blocks)` sees each generation's
+    training data (generation 0: the original blocks), e.g. to keep the generated text."""
     original = corpus.train_blocks
     validate_plan(generations, len(original), policy, beta)
     rng = np.random.default_rng(random_state)
@@ -87,6 +90,8 @@ def run_lm_collapse(
     heldout, train_ppl, repeats = [], [], []
     gen0: LanguageModel | None = None
     for g in range(generations + 1):
+        if on_generation is not None:
+            on_generation(g, data)
         model = make_model()
         model.fit(data)
         if gen0 is None:
