@@ -43,13 +43,14 @@ def fail(message: str) -> typer.Exit:
 @app.command()
 def demo(
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write both coverage reports as JSON here.")
+        Path | None,
+        typer.Option("--json", help="Also write the coverage and synthetic reports as JSON here."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars or tables.")] = False,
     reference_docs: Annotated[int, typer.Option(min=50, help="Reference size.")] = 1000,
     candidate_docs: Annotated[int, typer.Option(min=20, help="Unseen articles to sample.")] = 500,
 ) -> None:
-    """Audit two candidates against a reference of real BBC News articles (about a minute)."""
+    """Audit three candidates (fresh, tails dropped, generated) against real BBC News articles."""
     from detectors.embedding import Embedder
     from service.demo import run_demo
 
@@ -67,6 +68,7 @@ def demo(
         payload = {
             "fresh": result.fresh.model_dump(mode="json"),
             "core_only": result.core_only.model_dump(mode="json"),
+            "synthetic": {k: v.model_dump(mode="json") for k, v in result.synthetic.items()},
         }
         try:
             json_out.write_text(json.dumps(payload, indent=2))

@@ -1,9 +1,10 @@
-"""The bundled demo: audit two candidate corpora against a reference of real BBC News articles.
+"""The bundled demo: audit three candidate corpora against a reference of real BBC News articles.
 
-Both candidates are real human text, so the demo runs in a minute on two cores and needs no
-generated data: one is a fresh uniform sample of unseen articles, the other keeps only the articles
-from the dense core of the reference (what a collapsing generator keeps when it forgets the rare
-topics). The coverage report must tell them apart by tail coverage, not by precision.
+A is a fresh uniform sample of unseen articles; B keeps only the unseen articles from the dense
+core of the reference (what a collapsing generator keeps when it forgets the rare topics): the
+coverage report must tell them apart by tail coverage, not by precision. C is machine text
+(bundled SmolLM2-135M continuations of the first words of BBC stories): the synthetic-fraction
+estimator, in reference-only mode on other bundled continuations, must tell it from A and B.
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ from detectors.corpora import bbc_news
 from detectors.coverage import coverage_report
 from detectors.embedding import Embedder
 from detectors.reference import ReferenceCorpus
-from detectors.results import CoverageReport
-from service.render import coverage_table, modes_table, progress_bar
+from detectors.results import CoverageReport, SyntheticReport
+from detectors.synthetic import SyntheticFractionEstimator
+from detectors.synthetic.data import smollm2_continuations
+from service.render import coverage_table, modes_table, progress_bar, synthetic_table
+
+N_EXAMPLES = 400  # generic generated examples the estimator learns from (as the service uses)
 
 
 @dataclass(frozen=True)
 class DemoResult:
     fresh: CoverageReport
     core_only: CoverageReport
+    synthetic: dict[str, SyntheticReport]  # candidate label -> estimate
 
 
 def run_demo(
@@ -49,25 +55,39 @@ def run_demo(
             f"{len(pool_texts)} unseen articles."
         )
     with progress_bar(console, "embedding reference", quiet=quiet) as update:
-        reference = ReferenceCorpus.from_texts(
-            reference_texts,
-            embedder,
-            progress=update,
-            holdout_fraction=0.25,
-            random_state=random_state,
-        )
+        reference_vectors = embedder.embed(reference_texts, progress=update).vectors
+    reference = ReferenceCorpus(
+        holdout_fraction=0.25, model=embedder.model_name, random_state=random_state
+    ).fit(reference_vectors, texts=reference_texts)
     with progress_bar(console, "embedding candidates", quiet=quiet) as update:
         pool = embedder.embed(pool_texts, progress=update).vectors
 
     size = len(reference.holdout_)
-    fresh = pool[rng.choice(len(pool), size, replace=False)]
+    fresh_ids = rng.choice(len(pool), size, replace=False)
     # The dense core: unseen articles whose k-th nearest reference neighbour is closest.
     radius = reference.neighbours(pool)[0][:, -1]
-    core_only = pool[np.argsort(radius)[:size]]
+    core_ids = np.argsort(radius)[:size]
 
+    generated = [r["text"] for r in smollm2_continuations() if r["stratum"].startswith("bbc")]
+    generated = [generated[i] for i in rng.permutation(len(generated))]
+    examples, machine = generated[:N_EXAMPLES], generated[N_EXAMPLES : N_EXAMPLES + size]
+    with progress_bar(console, "embedding generated text", quiet=quiet) as update:
+        both = embedder.embed(examples + machine, progress=update).vectors
+    estimator = SyntheticFractionEstimator(
+        generic_synthetic=examples,
+        embed=lambda docs: embedder.embed(docs).vectors,
+        random_state=random_state,
+    )
+    estimator.fit(reference_texts, reference_vectors, example_vectors=both[:N_EXAMPLES])
+    candidates = {
+        "A fresh": ([pool_texts[i] for i in fresh_ids], pool[fresh_ids]),
+        "B core only": ([pool_texts[i] for i in core_ids], pool[core_ids]),
+        "C generated": (machine, both[N_EXAMPLES:]),
+    }
     result = DemoResult(
-        fresh=coverage_report(reference, fresh, random_state=random_state),
-        core_only=coverage_report(reference, core_only, random_state=random_state),
+        fresh=coverage_report(reference, pool[fresh_ids], random_state=random_state),
+        core_only=coverage_report(reference, pool[core_ids], random_state=random_state),
+        synthetic={k: estimator.estimate(t, v) for k, (t, v) in candidates.items()},
     )
     if not quiet:
         console.print(coverage_table("Candidate A: fresh human articles", result.fresh))
@@ -81,4 +101,5 @@ def run_demo(
             f"B {b.ratio:.2f} [{b.low:.2f}, {b.high:.2f}]. "
             + ("B has lost the human tails." if b.high < 1 else "B is not distinguishable yet.")
         )
+        console.print(synthetic_table(result.synthetic))
     return result

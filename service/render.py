@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from detectors.results import CoverageReport, MetricComparison
+from detectors.results import CoverageReport, MetricComparison, SyntheticReport
 
 
 class RateColumn(ProgressColumn):
@@ -111,5 +111,30 @@ def modes_table(report: CoverageReport, limit: int = 12) -> Table:
             f"{row.baseline_mass:.3f}",
             f"[{style[row.status]}]{row.status}[/]",
             (row.exemplar or "")[:70],
+        )
+    return table
+
+
+def synthetic_table(reports: dict[str, SyntheticReport]) -> Table:
+    """One row per candidate: synthetic and out-of-domain shares with their intervals."""
+    table = Table(title="Synthetic fraction", title_justify="left")
+    for col in ("candidate", "synthetic [CI]", "out of domain [CI]", "method", "notes"):
+        table.add_column(col, overflow="fold" if col == "notes" else "ellipsis")
+    first = None
+    for label, r in reports.items():
+        s, o = r.synthetic, r.out_of_domain
+        first = first or r
+        table.add_row(
+            label,
+            f"{s.point:.2f} [{s.low:.2f}, {s.high:.2f}]",
+            f"{o.point:.2f} [{o.low:.2f}, {o.high:.2f}]",
+            s.method,
+            "; ".join(r.notes)[:120],
+        )
+    if first is not None:
+        table.caption = (
+            f"{first.mode} mode, {first.synthetic.level:.0%} intervals, features: "
+            f"{', '.join(first.features)}; learned from {first.n_labelled_synthetic} generated "
+            f"examples and {first.n_reference} reference documents"
         )
     return table

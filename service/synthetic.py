@@ -81,7 +81,9 @@ def _estimator(
     examples = [row["text"] for row in smollm2_continuations(settings.synthetic_examples)]
     sample, sample_vectors = embedded_examples(examples, embedder, settings)
     estimator = SyntheticFractionEstimator(
-        generic_synthetic=sample, random_state=settings.random_state
+        generic_synthetic=sample,
+        embed=lambda docs: embedder.embed(docs).vectors,
+        random_state=settings.random_state,
     ).fit(texts, vectors, example_vectors=sample_vectors)
     _fitted[key] = estimator
     if len(_fitted) > _CACHE_SIZE:

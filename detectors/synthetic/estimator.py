@@ -27,7 +27,7 @@ they are used whenever the examples' vectors are given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Self
 
 import numpy as np
@@ -51,6 +51,7 @@ MIN_IN_DOMAIN = 10  # in-domain documents needed to quantify the synthetic share
 # benchmarks/estimation.py 0.9 took the bias from -0.056 (at 0.99) to -0.034 and interval coverage
 # from 70% to 89%, while 0.75 starved the classifier. A caller's own examples only lose outliers.
 EXAMPLE_QUANTILE = {"labelled": 0.99, "reference-only": 0.9}
+HOLDOUT_EMBEDDED = 400  # held-out documents re-embedded at the examples' lengths (a rate: enough)
 
 
 class SyntheticFractionEstimator:
@@ -68,6 +69,7 @@ class SyntheticFractionEstimator:
         n_bootstrap: int = 300,
         level: float = 0.9,
         generic_synthetic: Sequence[str] | None = None,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
         random_state: int = 0,
     ) -> None:
         if features is not None:
@@ -87,6 +89,9 @@ class SyntheticFractionEstimator:
         self.level = level
         # Reference-only mode's stand-in for synthetic text (default: the bundled continuations).
         self.generic_synthetic = generic_synthetic
+        # Reference-only mode: embeds held-out reference documents cut to the generic examples'
+        # lengths, so the domain check compares like with like (see `_fit_domain`).
+        self.embed = embed
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
@@ -140,7 +145,7 @@ class SyntheticFractionEstimator:
                 f"need more than {n_hold + self.k} reference documents, got {len(ref_texts)}"
             )
         rng = np.random.default_rng(self.random_state)
-        self._fit_domain(ref_vecs, n_hold, rng)
+        self._fit_domain(ref_vecs, ref_texts, n_hold, [len(t.split()) for t in syn_texts], rng)
         # How often generated text falls inside the reference's balls (short generated documents
         # fall inside less often than long human ones); unknown = as often as human text.
         if synthetic_vectors is not None:
@@ -151,20 +156,47 @@ class SyntheticFractionEstimator:
                 raise InvalidInputError("pass one vector per synthetic example, in order")
             syn_texts, synthetic_vectors = self._in_domain_examples(syn_texts, synthetic_vectors)
         self.n_examples_ = len(syn_texts)
-        self.synthetic_inside_ = (
-            None if synthetic_vectors is None else self.inside(synthetic_vectors)
-        )
+        if self.length_matched_inside_ is not None:
+            self.synthetic_inside_: np.ndarray | None = self.length_matched_inside_
+        else:
+            self.synthetic_inside_ = (
+                None if synthetic_vectors is None else self.inside(synthetic_vectors)
+            )
         self._fit_signature(ref_texts, ref_vecs, syn_texts, synthetic_vectors, rng)
         self.n_reference_ = len(ref_texts)
         return self
 
-    def _fit_domain(self, vectors: np.ndarray, n_hold: int, rng: np.random.Generator) -> None:
+    def _fit_domain(
+        self,
+        vectors: np.ndarray,
+        texts: list[str],
+        n_hold: int,
+        example_lengths: list[int],
+        rng: np.random.Generator,
+    ) -> None:
+        """Index the reference minus a held-out part, and measure the held-out part against it.
+
+        Short documents fall inside the reference's balls less often than long ones, whatever
+        their origin. With `embed` (reference-only mode), held-out documents cut to the generic
+        examples' lengths stand in for in-domain generated text: their inside rate is the one
+        generated text is expected to have, and their distances set the cut that decides which
+        examples are in the domain. Generic examples themselves cannot say it: some come from
+        other domains.
+        """
         order = rng.permutation(len(vectors))
         self.core_ = vectors[order[n_hold:]]
         self.index_ = build_index(self.core_, "exact")
         self.radii_ = knn_radii(self.index_, self.core_, self.k)
         holdout = vectors[order[:n_hold]]
         self.holdout_inside_ = self.inside(holdout)
+        self.length_matched_inside_: np.ndarray | None = None
+        if self.embed is not None and self.mode_ == "reference-only":
+            ids = order[: min(n_hold, HOLDOUT_EMBEDDED)]
+            cut = truncate_like([texts[i] for i in ids], example_lengths, rng)
+            holdout = as_matrix(
+                self.embed(cut), name="embedded held-out documents", dim=vectors.shape[1]
+            )
+            self.length_matched_inside_ = self.inside(holdout)
         nn = knn(self.index_, self.core_, holdout, 1)[0]
         self.domain_radius_ = float(np.quantile(nn, EXAMPLE_QUANTILE[self.mode_]))
         self.examples_dropped_ = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors.results import CoverageReport
+from detectors.results import CoverageReport, SyntheticReport
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,10 @@ def test_demo_separates_fresh_human_text_from_a_tails_dropped_candidate(tmp_path
     assert fresh.sample_size == core.sample_size == 100  # 25% of 400 held out
     assert core.tail_coverage.ratio < fresh.tail_coverage.ratio
     assert core.precision.value >= fresh.precision.value - 0.05
+    synthetic = {k: SyntheticReport.model_validate(v) for k, v in payload["synthetic"].items()}
+    human, machine = synthetic["A fresh"].synthetic, synthetic["C generated"].synthetic
+    assert human.low <= 0.02 and machine.low > human.high  # told apart, with intervals
+    assert "Synthetic fraction" in proc.stdout
 
 
 def test_user_mistake_is_one_line_and_exit_2(tmp_path):
