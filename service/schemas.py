@@ -6,6 +6,8 @@ same input serialise to the same JSON.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from detectors.results import Estimate, Frozen, MetricComparison, ModeRow
 from service.policy import Policy, Verdict
 from simulations.forecast import Forecast, Plan
@@ -75,3 +77,18 @@ class AuditResult(Frozen):
     top_up: TopUpSearch | None
     verdict: Verdict
     notes: tuple[str, ...] = ()
+
+
+class Job(Frozen):
+    """Background work (a large reference build or audit): poll `GET /v1/jobs/{id}`."""
+
+    id: str
+    kind: Literal["reference", "audit"]
+    state: Literal["queued", "running", "succeeded", "failed"]
+    created: str
+    updated: str
+    done: int = 0  # progress units (documents embedded)
+    total: int = 0
+    error: str | None = None
+    reference: ReferenceInfo | None = None  # result of a reference job
+    audit: AuditResult | None = None  # result of an audit job

@@ -6,6 +6,7 @@ Nested values use a double underscore, e.g. COLLAPSE_GUARD_POLICY__MAX_SYNTHETIC
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,3 +43,23 @@ class Settings(BaseSettings):
     tail_quantile: float = Field(default=0.1, gt=0, lt=1)
     policy: Policy = Field(default_factory=Policy)
     random_state: int = 0
+
+    # --- the REST service (`collapse-guard serve`) ---
+    api_keys: dict[str, Literal["read", "write"]] = Field(
+        default_factory=dict,
+        description="SHA-256 hex digests of API keys -> role, e.g. "
+        'COLLAPSE_GUARD_API_KEYS=\'{"<sha256 of key>": "write"}\' (`collapse-guard hash-key` '
+        "prints a digest). Empty = no authentication: only for a service bound to loopback.",
+    )
+    max_body_bytes: int = Field(default=64 * 2**20, ge=1024, description="Request body limit.")
+    max_documents: int = Field(default=200_000, ge=1, description="Documents per request.")
+    max_document_chars: int = Field(default=200_000, ge=1, description="Characters per document.")
+    sync_documents: int = Field(
+        default=2_000,
+        ge=1,
+        description="Requests with more documents than this run as background jobs (202).",
+    )
+    workers: int = Field(default=1, ge=1, description="Threads running CPU-bound work.")
+    queue_size: int = Field(
+        default=4, ge=0, description="Work waiting beyond the workers before answers are 429."
+    )

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ import numpy as np
 from detectors.errors import CollapseGuardError, InvalidInputError
 from detectors.reference import ReferenceCorpus
 from detectors.storage import remove_dir
-from service.schemas import AuditResult, ReferenceInfo
+from service.schemas import AuditResult, Job, ReferenceInfo
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS refs (
 CREATE TABLE IF NOT EXISTS audits (
     id TEXT PRIMARY KEY, reference_id TEXT NOT NULL, created TEXT NOT NULL, result TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created TEXT NOT NULL, job TEXT NOT NULL);
 """
 
 
@@ -58,10 +60,21 @@ class Store:
         self._db = sqlite3.connect(self.root / "collapse-guard.sqlite3", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        # The connection is shared by the request thread and the workers: one writer at a time,
+        # so one thread's commit never carries another's half-done statements.
+        self._lock = threading.RLock()
         self._remove_orphans()
 
     def close(self) -> None:
         self._db.close()
+
+    def ping(self) -> bool:
+        """Whether the database answers (readiness)."""
+        try:
+            self._db.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
 
     # ------------------------------------------------------------ references
     def _folder(self, ref_id: str) -> Path:
@@ -92,12 +105,7 @@ class Store:
     ) -> ReferenceInfo:
         """Store a fitted reference with its texts and their vectors (in input order: the
         synthetic-fraction estimator needs text and vector of the same document)."""
-        if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
-            raise InvalidInputError(
-                f"reference name {name!r} must be 1-100 letters, digits, '-', '_' or '.'"
-            )
-        if self._row_by_name(name) is not None:
-            raise ConflictError(f"a reference named {name!r} exists: choose another name")
+        self.check_new_name(name)
         ref_id = uuid.uuid4().hex[:12]
         self._write_texts(ref_id, texts)
         tmp = self._vectors_file(ref_id).with_name(f".{ref_id}.vectors.{uuid.uuid4().hex}.npy")
@@ -123,6 +131,15 @@ class Store:
                 (ref_id, name, info.created, info.model_dump_json()),
             )
         return info
+
+    def check_new_name(self, name: str) -> None:
+        """Raise unless `name` is a valid name no reference has yet."""
+        if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
+            raise InvalidInputError(
+                f"reference name {name!r} must be 1-100 letters, digits, '-', '_' or '.'"
+            )
+        if self._row_by_name(name) is not None:
+            raise ConflictError(f"a reference named {name!r} exists: choose another name")
 
     def _write_texts(self, ref_id: str, texts: Sequence[str]) -> None:
         target = self._texts_file(ref_id)
@@ -170,7 +187,7 @@ class Store:
 
     # ------------------------------------------------------------ audits
     def save_audit(self, result: AuditResult, reference_id: str) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO audits (id, reference_id, created, result) VALUES (?, ?, ?, ?)",
                 (result.id, reference_id, result.created, result.model_dump_json()),
@@ -181,3 +198,40 @@ class Store:
         if row is None:
             raise NotFoundError(f"no audit with id {audit_id!r}")
         return AuditResult.model_validate_json(row[0])
+
+    # ------------------------------------------------------------ jobs
+    def save_job(self, job: Job) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO jobs (id, created, job) VALUES (?, ?, ?)",
+                (job.id, job.created, job.model_dump_json()),
+            )
+
+    def delete_job(self, job_id: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def get_job(self, job_id: str) -> Job:
+        row = self._db.execute("SELECT job FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        return Job.model_validate_json(row[0])
+
+    def fail_interrupted_jobs(self) -> int:
+        """Mark jobs left queued or running by a process that died as failed (the service calls
+        this when it starts; a CLI opening the same store must not). Returns how many."""
+        n = 0
+        for (raw,) in self._db.execute("SELECT job FROM jobs").fetchall():
+            job = Job.model_validate_json(raw)
+            if job.state in ("queued", "running"):
+                self.save_job(
+                    job.model_copy(
+                        update={
+                            "state": "failed",
+                            "updated": now(),
+                            "error": "the service stopped before this job finished: submit again",
+                        }
+                    )
+                )
+                n += 1
+        return n

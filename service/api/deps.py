@@ -1,0 +1,111 @@
+"""What routes depend on: settings, store, embedder, work pool and the caller's role.
+
+Everything comes from `app.state` (set up once by `service.main.create_app`) through
+`Annotated[..., Depends()]`, so tests override any of them with `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from service.settings import Settings
+from service.store import Store
+from service.workpool import WorkPool
+
+if TYPE_CHECKING:
+    from detectors.embedding import Embedder
+
+Role = Literal["read", "write"]
+
+
+class EmbedderLoader:
+    """Loads the embedding model once, in whichever thread first needs it (or at start-up)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        self.error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._embedder is not None
+
+    def get(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                from detectors.embedding import Embedder
+
+                try:
+                    self._embedder = Embedder(model=self.settings.embedding_model)
+                except Exception as exc:  # reported by /readyz; re-raised to the caller
+                    self.error = str(exc)
+                    raise
+            return self._embedder
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_embedder(request: Request) -> EmbedderLoader:
+    loader: EmbedderLoader = request.app.state.embedder
+    return loader
+
+
+def get_pool(request: Request) -> WorkPool:
+    pool: WorkPool = request.app.state.pool
+    return pool
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+EmbedderDep = Annotated[EmbedderLoader, Depends(get_embedder)]
+PoolDep = Annotated[WorkPool, Depends(get_pool)]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def caller_role(
+    settings: SettingsDep,
+    x_api_key: Annotated[
+        str | None, Header(description="An API key (see COLLAPSE_GUARD_API_KEYS)")
+    ] = None,
+) -> Role:
+    """The role of the caller's key: 401 without a valid key. No keys configured = open."""
+    if not settings.api_keys:
+        return "write"
+    if not x_api_key:
+        raise HTTPException(401, "missing API key: send it in the X-API-Key header")
+    digest = hash_key(x_api_key)
+    role: Role | None = None
+    for stored, stored_role in settings.api_keys.items():
+        # Compare against every key, in constant time each, so timing says nothing of which
+        # stored digest shares a prefix with the offered one.
+        if hmac.compare_digest(stored.lower(), digest):
+            role = stored_role
+    if role is None:
+        raise HTTPException(401, "invalid API key")
+    return role
+
+
+def require_write(role: Annotated[Role, Depends(caller_role)]) -> None:
+    if role != "write":
+        raise HTTPException(403, "this API key is read-only: writing needs a key with role 'write'")
+
+
+ReadAccess = Depends(caller_role)
+WriteAccess = Depends(require_write)

@@ -1,0 +1,56 @@
+"""Helpers the routes share: run work in the pool, check request limits, read uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import UploadFile
+
+from service.api.errors import LimitError
+from service.inputs import InputError, read_documents
+from service.settings import Settings
+from service.workpool import WorkPool
+
+T = TypeVar("T")
+
+
+async def in_pool(pool: WorkPool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run CPU-bound `fn` in the bounded pool (429 when full) without blocking the event loop."""
+    return await asyncio.wrap_future(pool.submit(fn, *args, **kwargs))
+
+
+def check_documents(texts: list[str], settings: Settings) -> None:
+    if len(texts) > settings.max_documents:
+        raise LimitError(
+            f"{len(texts)} documents in one request; the limit is {settings.max_documents} "
+            "(setting COLLAPSE_GUARD_MAX_DOCUMENTS): split the corpus into several requests"
+        )
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_document_chars:
+            raise LimitError(
+                f"document {i} has {len(text)} characters; the limit is "
+                f"{settings.max_document_chars} (setting COLLAPSE_GUARD_MAX_DOCUMENT_CHARS): "
+                "split long documents"
+            )
+
+
+async def read_upload(upload: UploadFile, text_field: str, settings: Settings) -> list[str]:
+    """The documents of an uploaded JSONL / Parquet / text file (format from its name)."""
+    name = Path(upload.filename or "upload.jsonl").name
+    suffix = "".join(Path(name).suffixes) or ".jsonl"
+    with tempfile.TemporaryDirectory(prefix="cg-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        with open(path, "wb") as fh:
+            while chunk := await upload.read(2**20):
+                fh.write(chunk)
+        try:
+            texts = await asyncio.to_thread(read_documents, [path], text_field=text_field)
+        except InputError as exc:
+            # Messages name the temporary path; the caller knows the file by its own name.
+            raise InputError(str(exc).replace(str(path), name)) from None
+    check_documents(texts, settings)
+    return texts

@@ -1,0 +1,15 @@
+"""/v1/jobs: state, progress and result of background work."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.deps import ReadAccess, StoreDep
+from service.schemas import Job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("/{job_id}", response_model=Job, dependencies=[ReadAccess])
+def get_job(job_id: str, store: StoreDep) -> Job:
+    return store.get_job(job_id)

@@ -1,0 +1,113 @@
+"""/v1/references: create (JSON body or file upload), list, show, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from pydantic import BaseModel, Field
+
+from service.api.deps import (
+    EmbedderDep,
+    EmbedderLoader,
+    PoolDep,
+    ReadAccess,
+    SettingsDep,
+    StoreDep,
+    WriteAccess,
+)
+from service.api.routes.common import check_documents, in_pool, read_upload
+from service.audit import build_reference
+from service.jobs import Progress, start_job
+from service.schemas import Job, ReferenceInfo
+from service.settings import Settings
+from service.store import Store
+from service.workpool import WorkPool
+
+router = APIRouter(prefix="/v1/references", tags=["references"])
+
+
+class ReferenceCreate(BaseModel):
+    name: str = Field(description="1-100 letters, digits, '-', '_' or '.'", examples=["bbc-news"])
+    texts: list[str] = Field(description="The human documents", min_length=1)
+
+
+async def _create(
+    name: str,
+    texts: list[str],
+    response: Response,
+    store: Store,
+    pool: WorkPool,
+    loader: EmbedderLoader,
+    settings: Settings,
+) -> ReferenceInfo | Job:
+    check_documents(texts, settings)
+    store.check_new_name(name)  # a bad or taken name fails now, not in a job
+
+    def work(progress: Progress | None = None) -> ReferenceInfo:
+        return build_reference(
+            store, name, texts, embedder=loader.get(), settings=settings, progress=progress
+        )
+
+    if len(texts) > settings.sync_documents:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return start_job(store, pool, "reference", work, total=len(texts))
+    response.status_code = status.HTTP_201_CREATED
+    return await in_pool(pool, work)
+
+
+@router.post(
+    "",
+    response_model=ReferenceInfo | Job,
+    status_code=201,
+    dependencies=[WriteAccess],
+    responses={202: {"model": Job, "description": "Large input: a background job"}},
+)
+async def create_reference(
+    body: ReferenceCreate,
+    response: Response,
+    store: StoreDep,
+    pool: PoolDep,
+    loader: EmbedderDep,
+    settings: SettingsDep,
+) -> ReferenceInfo | Job:
+    """Embed the documents and store them as a reference (201), or start a job (202)."""
+    return await _create(body.name, body.texts, response, store, pool, loader, settings)
+
+
+@router.post(
+    "/upload",
+    response_model=ReferenceInfo | Job,
+    status_code=201,
+    dependencies=[WriteAccess],
+    responses={202: {"model": Job, "description": "Large input: a background job"}},
+)
+async def upload_reference(
+    name: Annotated[str, Form()],
+    file: Annotated[UploadFile, File(description="JSONL, Parquet or plain text")],
+    response: Response,
+    store: StoreDep,
+    pool: PoolDep,
+    loader: EmbedderDep,
+    settings: SettingsDep,
+    text_field: Annotated[str, Form()] = "text",
+) -> ReferenceInfo | Job:
+    """Like POST /v1/references, from an uploaded file (format from its extension)."""
+    texts = await read_upload(file, text_field, settings)
+    return await _create(name, texts, response, store, pool, loader, settings)
+
+
+@router.get("", response_model=list[ReferenceInfo], dependencies=[ReadAccess])
+def list_references(store: StoreDep) -> list[ReferenceInfo]:
+    return store.list_references()
+
+
+@router.get("/{name}", response_model=ReferenceInfo, dependencies=[ReadAccess])
+def show_reference(name: str, store: StoreDep) -> ReferenceInfo:
+    return store.reference_info(name)
+
+
+@router.delete("/{name}", status_code=204, dependencies=[WriteAccess])
+def delete_reference(name: str, store: StoreDep) -> Response:
+    store.delete_reference(name)
+    return Response(status_code=204)

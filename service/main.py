@@ -1,0 +1,66 @@
+"""The REST service: `create_app()` wires settings, store, model and work pool into FastAPI.
+
+collapse-guard serve                     # or: uvicorn --factory service.main:create_app
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Gauge
+
+from service.api import errors
+from service.api.deps import EmbedderLoader
+from service.api.middleware import BodyLimit, Metrics
+from service.api.routes import audits, forecasts, health, jobs, references
+from service.settings import Settings
+from service.store import Store
+from service.workpool import WorkPool
+
+
+def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings)
+        store.fail_interrupted_jobs()
+        app.state.store = store
+        app.state.pool = WorkPool(workers=settings.workers, queue=settings.queue_size)
+        if load_model:  # in the background: /healthz answers at once, /readyz once loaded
+            threading.Thread(target=_load, args=(app.state.embedder,), daemon=True).start()
+        yield
+        app.state.pool.shutdown()
+        store.close()
+
+    app = FastAPI(
+        title="collapse-guard",
+        version="0.1.0",
+        summary="Guard training corpora against model collapse before you train on them.",
+        lifespan=lifespan,
+    )
+    registry = CollectorRegistry()
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.embedder = EmbedderLoader(settings)
+    app.state.in_flight = Gauge(
+        "collapse_guard_work_in_flight",
+        "Tasks running or queued in the work pool",
+        registry=registry,
+    )
+    errors.install(app)
+    for module in (health, references, audits, forecasts, jobs):
+        app.include_router(module.router)
+    app.add_middleware(Metrics, registry=registry)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _load(loader: EmbedderLoader) -> None:
+    # A failure is recorded in loader.error (reported by /readyz) and raised again on use.
+    with contextlib.suppress(Exception):
+        loader.get()

@@ -1,0 +1,202 @@
+"""The REST API in process (FastAPI's TestClient): every endpoint, auth, limits, 429, bad input.
+
+The embedder is the real model's vectors through the test cache; the store is a real SQLite store
+in a temporary folder. `tests/service/test_api_server.py` runs the same service as a real uvicorn
+process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.deps import get_embedder, hash_key
+from service.main import create_app
+from service.schemas import AuditResult, Job, ReferenceInfo
+from service.settings import Settings
+from simulations.forecast import Forecast
+from tests.service.test_audit import CachedEmbedder
+
+pytestmark = pytest.mark.slow
+PLAN = {"generations": 2, "samples": 200, "seeds": 2}
+WRITE, READ = "write-key-for-tests", "read-key-for-tests"
+
+
+class Loader:
+    loaded = True
+    error = None
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+
+    def get(self):
+        return self.embedder
+
+
+@pytest.fixture(scope="module")
+def texts(bbc_docs):
+    order = np.random.default_rng(3).permutation(len(bbc_docs))
+    return [bbc_docs[i].text for i in order[:260]]
+
+
+def make_client(tmp_path, embed_cached, **overrides) -> TestClient:
+    settings = Settings(
+        data_dir=tmp_path,
+        audit_size=200,
+        api_keys={hash_key(WRITE): "write", hash_key(READ): "read"},
+        **overrides,
+    )
+    app = create_app(settings, load_model=False)
+    loader = Loader(CachedEmbedder(embed_cached))
+    app.dependency_overrides[get_embedder] = lambda: loader
+    return TestClient(app, headers={"X-API-Key": WRITE})
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, embed_cached, texts):
+    with make_client(tmp_path_factory.mktemp("api"), embed_cached) as c:
+        r = c.post("/v1/references", json={"name": "bbc", "texts": texts[:200]})
+        assert r.status_code == 201, r.text
+        yield c
+
+
+def test_health_ready_and_metrics(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert 'collapse_guard_requests_total{method="GET"' in metrics.text
+    assert "collapse_guard_work_in_flight" in metrics.text
+
+
+def test_reference_lifecycle(client, texts):
+    info = ReferenceInfo.model_validate(client.get("/v1/references/bbc").json())
+    assert info.size == 200 and info.model == "all-MiniLM-L6-v2"
+    assert [r["name"] for r in client.get("/v1/references").json()] == ["bbc"]
+    dup = client.post("/v1/references", json={"name": "bbc", "texts": texts[:30]})
+    assert dup.status_code == 409 and "exists" in dup.json()["detail"]
+    bad = client.post("/v1/references", json={"name": "no spaces", "texts": texts[:30]})
+    assert bad.status_code == 422 and "letters, digits" in bad.json()["detail"]
+    made = client.post("/v1/references", json={"name": "tmp", "texts": texts[200:240]})
+    assert made.status_code == 201
+    assert client.delete("/v1/references/tmp").status_code == 204
+    assert client.get("/v1/references/tmp").status_code == 404
+    assert client.get("/v1/references/bbc").json() == info.model_dump(mode="json")  # untouched
+
+
+def test_upload_jsonl_and_bad_uploads(client, texts):
+    body = "".join(json.dumps({"body": t}) + "\n" for t in texts[200:240]).encode()
+    files = {"file": ("news.jsonl", body, "application/json")}
+    ok = client.post(
+        "/v1/references/upload", data={"name": "up", "text_field": "body"}, files=files
+    )
+    assert ok.status_code == 201, ok.text
+    assert ReferenceInfo.model_validate(ok.json()).size == 40
+    wrong = client.post("/v1/references/upload", data={"name": "up2"}, files=files)
+    assert wrong.status_code == 422 and "news.jsonl" in wrong.json()["detail"]
+    latin1 = {"file": ("old.txt", "café au lait".encode("latin-1"), "text/plain")}
+    bad = client.post("/v1/references/upload", data={"name": "up3"}, files=latin1)
+    assert bad.status_code == 422 and "UTF-8" in bad.json()["detail"]
+    assert client.get("/v1/references/up2").status_code == 404  # nothing half-stored
+
+
+def test_audit_stored_and_forecast_under_another_plan(client, texts):
+    r = client.post("/v1/audits", json={"reference": "bbc", "texts": texts[200:260], "plan": PLAN})
+    assert r.status_code == 200, r.text
+    result = AuditResult.model_validate(r.json())
+    assert result.verdict.decision in ("keep", "top-up", "reject") and result.verdict.reasons
+    assert result.synthetic_fraction is not None
+    assert AuditResult.model_validate(client.get(f"/v1/audits/{result.id}").json()) == result
+    plan = {"generations": 3, "samples": 200, "seeds": 2, "policy": "keep-real", "beta": 0.2}
+    fc = client.post(f"/v1/audits/{result.id}/forecast", json={"plan": plan})
+    assert fc.status_code == 200
+    assert Forecast.model_validate(fc.json()).plan.beta == 0.2
+    assert client.get("/v1/audits/nope").status_code == 404
+
+
+def test_what_if_forecast_from_numbers(client):
+    body = {"synthetic_fraction": 0.4, "tail_coverage": 0.6, "plan": PLAN}
+    fc = Forecast.model_validate(client.post("/v1/forecasts/what-if", json=body).json())
+    assert fc.method == "what-if" and len(fc.trajectories["tail_coverage"].bands) == 3
+    bad = client.post("/v1/forecasts/what-if", json={**body, "synthetic_fraction": 1.5})
+    assert bad.status_code == 422
+    wrong_beta = {**body, "plan": {**PLAN, "beta": 0.3}}  # beta without keep-real
+    r = client.post("/v1/forecasts/what-if", json=wrong_beta)
+    assert r.status_code == 422 and "keep-real" in r.text
+
+
+def test_bad_requests_are_4xx_with_a_message(client):
+    r = client.post(
+        "/v1/audits", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert (
+        client.post("/v1/audits", json={"reference": "bbc", "texts": "one string"}).status_code
+        == 422
+    )
+    assert client.post("/v1/audits", json={"reference": "bbc", "texts": []}).status_code == 422
+    blank = client.post("/v1/audits", json={"reference": "bbc", "texts": ["  ", "x"]})
+    assert blank.status_code == 422 and "empty" in blank.json()["detail"]
+    unknown = client.post("/v1/audits", json={"reference": "nope", "texts": ["a text"]})
+    assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
+    assert client.get("/v1/jobs/nope").status_code == 404
+
+
+def test_api_keys(client):
+    anon = client.get("/v1/references", headers={"X-API-Key": ""})
+    assert anon.status_code == 401 and "X-API-Key" in anon.json()["detail"]
+    assert client.get("/v1/references", headers={"X-API-Key": "guess"}).status_code == 401
+    assert client.get("/v1/references", headers={"X-API-Key": READ}).status_code == 200
+    denied = client.delete("/v1/references/bbc", headers={"X-API-Key": READ})
+    assert denied.status_code == 403 and "read-only" in denied.json()["detail"]
+    assert client.get("/v1/references/bbc").status_code == 200  # still there
+    assert client.get("/healthz", headers={"X-API-Key": ""}).status_code == 200  # probes
+
+
+def test_limits_name_the_setting(tmp_path, embed_cached, texts):
+    with make_client(
+        tmp_path, embed_cached, max_body_bytes=4096, max_documents=5, max_document_chars=3000
+    ) as c:
+        big = c.post("/v1/references", json={"name": "x", "texts": ["word " * 2000]})
+        assert big.status_code == 413 and "MAX_BODY_BYTES" in big.json()["detail"]
+        many = c.post("/v1/references", json={"name": "x", "texts": ["a b c"] * 6})
+        assert many.status_code == 422 and "MAX_DOCUMENTS" in many.json()["detail"]
+        long = c.post("/v1/references", json={"name": "x", "texts": ["a" * 3001]})
+        assert long.status_code == 422 and "MAX_DOCUMENT_CHARS" in long.json()["detail"]
+
+
+def test_large_input_runs_as_a_job(tmp_path, embed_cached, texts):
+    with make_client(tmp_path, embed_cached, sync_documents=10) as c:
+        r = c.post("/v1/references", json={"name": "big", "texts": texts[:60]})
+        assert r.status_code == 202
+        job = Job.model_validate(r.json())
+        assert job.kind == "reference" and job.total == 60
+        for _ in range(300):
+            job = Job.model_validate(c.get(f"/v1/jobs/{job.id}").json())
+            if job.state in ("succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        assert job.state == "succeeded", job.error
+        assert job.reference is not None and job.reference.size == 60 and job.done == 60
+        assert c.get("/v1/references/big").status_code == 200
+
+
+def test_full_pool_answers_429_with_retry_after(tmp_path, embed_cached):
+    with make_client(tmp_path, embed_cached, workers=1, queue_size=0) as c:
+        release = threading.Event()
+        busy = c.app.state.pool.submit(release.wait, 30)  # occupy the only slot
+        try:
+            body = {"synthetic_fraction": 0.2, "tail_coverage": 0.8, "plan": PLAN}
+            r = c.post("/v1/forecasts/what-if", json=body)
+            assert r.status_code == 429
+            assert int(r.headers["Retry-After"]) > 0 and "busy" in r.json()["detail"]
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        assert c.post("/v1/forecasts/what-if", json=body).status_code == 200
