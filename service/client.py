@@ -17,12 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from detectors.errors import CollapseGuardError
+from service.policy import Policy
+from service.schemas import AuditResult, Job, ReferenceInfo
+from simulations.forecast import Forecast, Plan
 
 M = TypeVar("M", bound=BaseModel)
 JobProgress = Callable[[int, int], None]  # (done, total), as the CLI's progress bars take
@@ -127,3 +131,124 @@ class BaseClient:
 
     def send_model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         return model.model_validate(self.request(method, path, **kwargs).json())
+
+
+class Client(BaseClient):
+    """Typed methods for every endpoint; each returns the model the service answers with."""
+
+    def __enter__(self) -> Client:
+        return self
+
+    # -- health
+    def healthz(self) -> bool:
+        return bool(self.request("GET", "/healthz").json().get("status") == "ok")
+
+    def ready(self) -> bool:
+        """Whether /readyz says the model is loaded and the store answers (never raises 503)."""
+        try:
+            self.request("GET", "/readyz")
+        except ServiceError as exc:
+            if exc.status_code in (0, 503):
+                return False
+            raise
+        return True
+
+    # -- references
+    def create_reference(self, name: str, texts: list[str]) -> ReferenceInfo | Job:
+        """201 -> ReferenceInfo; a large input -> the background Job (see `wait_for_job`)."""
+        r = self.request("POST", "/v1/references", json={"name": name, "texts": texts})
+        return (
+            Job.model_validate(r.json())
+            if r.status_code == 202
+            else ReferenceInfo.model_validate(r.json())
+        )
+
+    def upload_reference(
+        self, name: str, path: str | Path, *, text_field: str = "text"
+    ) -> ReferenceInfo | Job:
+        with open(path, "rb") as fh:
+            r = self.request(
+                "POST",
+                "/v1/references/upload",
+                data={"name": name, "text_field": text_field},
+                files={"file": (Path(path).name, fh)},
+            )
+        return (
+            Job.model_validate(r.json())
+            if r.status_code == 202
+            else ReferenceInfo.model_validate(r.json())
+        )
+
+    def list_references(self) -> list[ReferenceInfo]:
+        return [
+            ReferenceInfo.model_validate(x) for x in self.request("GET", "/v1/references").json()
+        ]
+
+    def reference(self, name: str) -> ReferenceInfo:
+        return self.get_model(ReferenceInfo, f"/v1/references/{name}")
+
+    def delete_reference(self, name: str) -> None:
+        self.request("DELETE", f"/v1/references/{name}")
+
+    # -- audits and forecasts
+    def audit(
+        self,
+        reference: str,
+        texts: list[str],
+        *,
+        policy: Policy | None = None,
+        plan: Plan | None = None,
+    ) -> AuditResult | Job:
+        body: dict[str, Any] = {"reference": reference, "texts": texts}
+        if policy is not None:
+            body["policy"] = policy.model_dump(mode="json")
+        if plan is not None:
+            body["plan"] = plan.model_dump(mode="json")
+        r = self.request("POST", "/v1/audits", json=body)
+        return (
+            Job.model_validate(r.json())
+            if r.status_code == 202
+            else AuditResult.model_validate(r.json())
+        )
+
+    def get_audit(self, audit_id: str) -> AuditResult:
+        return self.get_model(AuditResult, f"/v1/audits/{audit_id}")
+
+    def what_if(self, synthetic_fraction: float, tail_coverage: float, plan: Plan) -> Forecast:
+        body = {
+            "synthetic_fraction": synthetic_fraction,
+            "tail_coverage": tail_coverage,
+            "plan": plan.model_dump(mode="json"),
+        }
+        return self.send_model(Forecast, "POST", "/v1/forecasts/what-if", json=body)
+
+    def forecast_audit(self, audit_id: str, plan: Plan) -> Forecast:
+        body = {"plan": plan.model_dump(mode="json")}
+        return self.send_model(Forecast, "POST", f"/v1/audits/{audit_id}/forecast", json=body)
+
+    # -- jobs
+    def job(self, job_id: str) -> Job:
+        return self.get_model(Job, f"/v1/jobs/{job_id}")
+
+    def wait_for_job(
+        self,
+        job: Job | str,
+        *,
+        progress: JobProgress | None = None,
+        poll: float = 0.5,
+        timeout: float = 3600.0,
+    ) -> Job:
+        """Poll until the job succeeds (returned) or fails (`ServiceError` with its reason)."""
+        job_id = job if isinstance(job, str) else job.id
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.job(job_id)
+            if progress is not None:
+                progress(current.done, current.total)
+            if current.state == "succeeded":
+                return current
+            if current.state == "failed":
+                raise ServiceError(200, f"job {job_id} failed: {current.error}")
+            if time.monotonic() > deadline:
+                raise ServiceError(0, f"job {job_id} still {current.state} after {timeout:.0f} s")
+            self._sleep(poll)
