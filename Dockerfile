@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 \
-    TRANSFORMERS_OFFLINE=1
+    TRANSFORMERS_OFFLINE=1 \
+    COLLAPSE_GUARD_DATA_DIR=/data
 
 WORKDIR /app
 
@@ -22,8 +23,18 @@ COPY service ./service
 RUN pip install --no-cache-dir -c constraints.txt . \
     && python -c "from detectors.embedding import Embedder; Embedder()"
 
-RUN useradd --create-home --uid 10001 guard
+RUN useradd --create-home --uid 10001 guard \
+    && mkdir /data && chown guard /data
 USER 10001
+VOLUME ["/data"]
+EXPOSE 8000
 
+# The image has no curl: the standard library asks /healthz. The model loads in the background,
+# so the start period covers it; /readyz says when audits can run.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
+
+# Serving on all interfaces needs API keys: docker run -e COLLAPSE_GUARD_API_KEYS='{"<sha256>": "write"}'
+# (`collapse-guard hash-key KEY` prints the digest). `docker run IMAGE demo` runs the demo instead.
 ENTRYPOINT ["collapse-guard"]
-CMD ["demo"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/estimation.py [--sizes 500 1000] [--seeds 3]
 
 Human text: BBC News 2004-05. Machine text: SmolLM2-135M continuations of the first words of BBC
-stories (benchmarks/data/smollm2_continuations.jsonl). Every human document is cut to a word
+stories (detectors/synthetic/smollm2_continuations.jsonl). Every human document is cut to a word
 count drawn from the generated documents' lengths, so length tells nothing.
 
 Split once: 1,000 BBC stories are the reference; 500 generated documents are the labelled

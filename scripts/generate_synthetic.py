@@ -19,7 +19,7 @@ Decisions recorded in every line:
 Usage:
     HF_HUB_OFFLINE=1 nohup .venv/bin/python scripts/generate_synthetic.py \
         --max-docs 2000 --max-minutes 150 --batch-size 16 \
-        --out benchmarks/data/smollm2_continuations.jsonl &
+        --out detectors/synthetic/smollm2_continuations.jsonl &
 """
 
 from __future__ import annotations
@@ -148,7 +148,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/data/smollm2_continuations.jsonl"))
+    ap.add_argument(
+        "--out", type=Path, default=Path("detectors/synthetic/smollm2_continuations.jsonl")
+    )
     ap.add_argument("--max-docs", type=int, default=700)
     ap.add_argument("--max-minutes", type=float, default=60.0)
     ap.add_argument("--batch-size", type=int, default=8)

@@ -40,6 +40,8 @@ def test_dockerfile_promises():
     assert "-c constraints.txt" in text
     assert re.search(r"^USER (?!root|0\b)\S+", text, re.M), "the image must not run as root"
     assert "HF_HUB_OFFLINE=1" in text
+    assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.M), "the image needs a healthcheck"
+    assert re.search(r'^CMD \["serve"', text, re.M), "the image serves the API by default"
 
 
 def test_torch_is_pinned_everywhere():

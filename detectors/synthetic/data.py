@@ -24,9 +24,7 @@ import numpy as np
 from detectors.corpora import Document
 from detectors.errors import InvalidInputError
 
-DEFAULT_CONTINUATIONS = (
-    Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "smollm2_continuations.jsonl"
-)
+DEFAULT_CONTINUATIONS = Path(__file__).resolve().parent / "smollm2_continuations.jsonl"
 
 
 def smollm2_continuations(path: str | Path | None = None) -> list[dict]:

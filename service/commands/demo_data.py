@@ -8,7 +8,7 @@ The files come from real text that ships with the installed packages (BBC News 2
   candidate-narrow.jsonl  unseen articles from two sections only: a corpus that lost most topics,
                           as a collapsing generator does when it forgets the rare modes
   candidate-mixed.jsonl   half unseen articles, half SmolLM2-135M continuations of BBC openings
-                          (only when the repository's benchmarks/data file is present)
+                          (from the bundled SmolLM2 continuations)
 """
 
 from __future__ import annotations
