@@ -25,17 +25,19 @@ from service.workpool import WorkPool
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
     settings = settings or Settings()
 
+    store = Store(settings)
+    store.fail_interrupted_jobs()  # a service starting: no earlier job can still be running
+
+    def new_pool() -> WorkPool:
+        return WorkPool(workers=settings.workers, queue=settings.queue_size)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings)
-        store.fail_interrupted_jobs()
-        app.state.store = store
-        app.state.pool = WorkPool(workers=settings.workers, queue=settings.queue_size)
+        app.state.pool = new_pool()  # each start-up (test clients start and stop many times)
         if load_model:  # in the background: /healthz answers at once, /readyz once loaded
             threading.Thread(target=_load, args=(app.state.embedder,), daemon=True).start()
         yield
         app.state.pool.shutdown()
-        store.close()
 
     app = FastAPI(
         title="collapse-guard",
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     )
     registry = CollectorRegistry()
     app.state.settings = settings
+    app.state.store = store
+    app.state.pool = new_pool()
     app.state.registry = registry
     app.state.embedder = EmbedderLoader(settings)
     app.state.in_flight = Gauge(

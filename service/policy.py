@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from detectors.results import Estimate, Frozen
 
@@ -23,6 +23,9 @@ Decision = Literal["keep", "top-up", "reject"]
 
 
 class Policy(Frozen):
+    # Strict: a request's `false` or `"5"` is an error, not silently 0.0 or 5 (REST input).
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
     max_synthetic_fraction: float = Field(default=0.3, ge=0, le=1)
     hard_max_synthetic_fraction: float = Field(default=0.6, ge=0, le=1)
     min_relative_tail_coverage: float = Field(default=0.9, gt=0, le=1.5)
@@ -45,6 +48,7 @@ class Verdict(Frozen):
 def dilution_documents(n: int, synthetic_high: float, limit: float) -> int:
     """Fresh human documents that bring a synthetic share `synthetic_high` of n documents down to
     `limit`: a n / (n + N) <= limit  <=>  N >= n (a / limit - 1)."""
+
     if synthetic_high <= limit:
         return 0
     if limit <= 0:

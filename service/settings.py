@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.policy import Policy
@@ -63,3 +63,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         default=4, ge=0, description="Work waiting beyond the workers before answers are 429."
     )
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_from_environment(cls, value: object) -> object:
+        # Environment variables are strings; Policy is strict for REST bodies, so parse them here.
+        return Policy.model_validate(value, strict=False) if isinstance(value, dict) else value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -46,6 +47,9 @@ CREATE TABLE IF NOT EXISTS audits (
 );
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created TEXT NOT NULL, job TEXT NOT NULL);
 """
+
+
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"  # reference names (also the REST schema's pattern)
 
 
 def now() -> str:
@@ -134,7 +138,7 @@ class Store:
 
     def check_new_name(self, name: str) -> None:
         """Raise unless `name` is a valid name no reference has yet."""
-        if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
+        if not re.fullmatch(NAME_PATTERN, name):
             raise InvalidInputError(
                 f"reference name {name!r} must be 1-100 letters, digits, '-', '_' or '.'"
             )

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from detectors.errors import InvalidInputError
 from detectors.index import as_matrix
@@ -41,6 +41,9 @@ BISECTION_STEPS = 6  # beta resolution max_beta / 64
 
 class Plan(Frozen):
     """A retraining plan: how many generations, how much data each, and the mixing policy."""
+
+    # Strict: a request's `false` or `"5"` is an error, not silently 0.0 or 5 (REST input).
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     generations: int = Field(default=5, ge=1, le=100)
     samples: int = Field(default=1000, ge=50, le=100_000)

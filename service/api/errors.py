@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detectors.errors import (
     CollapseGuardError,
@@ -14,6 +19,34 @@ from detectors.errors import (
 )
 from service.store import ConflictError, NotFoundError
 from service.workpool import PoolFullError
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx: `detail` is a message saying what to fix, or (422 from request validation)
+    FastAPI's list of field errors."""
+
+    detail: str | list[ValidationIssue]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in (
+        (400, "A body that cannot be parsed (bytes that are not UTF-8 JSON)"),
+        (401, "Missing or invalid API key"),
+        (403, "Read-only API key"),
+        (404, "Unknown reference, audit or job"),
+        (409, "Name taken, or reference built with another model"),
+        (413, "Request body over COLLAPSE_GUARD_MAX_BODY_BYTES"),
+        (422, "Invalid input; the message says what to fix"),
+        (429, "Busy: retry after the Retry-After header's seconds"),
+    )
+}
 
 
 class LimitError(InvalidInputError):
@@ -38,7 +71,27 @@ def status_of(exc: CollapseGuardError) -> int:
     return 400
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette's Allow lists the first matching route's methods only; a path served by
+            # several routes (GET and POST /v1/references) must list them all (RFC 9110).
+            allowed = ", ".join(_allowed_methods(app, request.url.path))
+            return JSONResponse(
+                {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": allowed}
+            )
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(CollapseGuardError)
     async def domain_error(_: Request, exc: CollapseGuardError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, PoolFullError) else None

@@ -112,7 +112,7 @@ def _validated(model: Any, values: dict[str, Any], where: str) -> Any:
     from pydantic import ValidationError
 
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, strict=False)  # text from a flag or a file
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()

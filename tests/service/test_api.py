@@ -82,7 +82,7 @@ def test_reference_lifecycle(client, texts):
     dup = client.post("/v1/references", json={"name": "bbc", "texts": texts[:30]})
     assert dup.status_code == 409 and "exists" in dup.json()["detail"]
     bad = client.post("/v1/references", json={"name": "no spaces", "texts": texts[:30]})
-    assert bad.status_code == 422 and "letters, digits" in bad.json()["detail"]
+    assert bad.status_code == 422 and "A-Za-z0-9" in str(bad.json()["detail"])
     made = client.post("/v1/references", json={"name": "tmp", "texts": texts[200:240]})
     assert made.status_code == 201
     assert client.delete("/v1/references/tmp").status_code == 204
@@ -142,7 +142,7 @@ def test_bad_requests_are_4xx_with_a_message(client):
     )
     assert client.post("/v1/audits", json={"reference": "bbc", "texts": []}).status_code == 422
     blank = client.post("/v1/audits", json={"reference": "bbc", "texts": ["  ", "x"]})
-    assert blank.status_code == 422 and "empty" in blank.json()["detail"]
+    assert blank.status_code == 422 and "'texts', 0" in str(blank.json()["detail"])
     unknown = client.post("/v1/audits", json={"reference": "nope", "texts": ["a text"]})
     assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
     assert client.get("/v1/jobs/nope").status_code == 404

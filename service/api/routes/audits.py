@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import (
     EmbedderDep,
@@ -16,7 +16,8 @@ from service.api.deps import (
     StoreDep,
     WriteAccess,
 )
-from service.api.routes.common import check_documents, in_pool, read_upload
+from service.api.errors import ERROR_RESPONSES
+from service.api.routes.common import Document, check_documents, in_pool, read_upload
 from service.audit import run_audit
 from service.jobs import Progress, start_job
 from service.policy import Policy
@@ -26,12 +27,14 @@ from service.store import Store
 from service.workpool import WorkPool
 from simulations.forecast import Plan
 
-router = APIRouter(prefix="/v1/audits", tags=["audits"])
+router = APIRouter(prefix="/v1/audits", tags=["audits"], responses=ERROR_RESPONSES)
 
 
 class AuditRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     reference: str = Field(description="Name or id of a stored reference")
-    texts: list[str] = Field(description="The candidate corpus", min_length=1)
+    texts: list[Document] = Field(description="The candidate corpus", min_length=1)
     policy: Policy | None = Field(default=None, description="Default: the service's settings")
     plan: Plan | None = Field(default=None, description="The retraining plan to forecast")
 

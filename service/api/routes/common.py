@@ -6,9 +6,10 @@ import asyncio
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import UploadFile
+from pydantic import StringConstraints
 
 from service.api.errors import LimitError
 from service.inputs import InputError, read_documents
@@ -16,6 +17,8 @@ from service.settings import Settings
 from service.workpool import WorkPool
 
 T = TypeVar("T")
+# A document: any text with at least one non-blank character (JSON Schema patterns search).
+Document = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 
 
 async def in_pool(pool: WorkPool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

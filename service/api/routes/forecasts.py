@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import PoolDep, ReadAccess, StoreDep
+from service.api.errors import ERROR_RESPONSES
 from service.api.routes.common import in_pool
 from simulations.forecast import Forecast, Plan, what_if
 
-router = APIRouter(prefix="/v1", tags=["forecasts"])
+router = APIRouter(prefix="/v1", tags=["forecasts"], responses=ERROR_RESPONSES)
 
 
 class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     synthetic_fraction: float = Field(ge=0, le=1, description="Share of generated documents")
     tail_coverage: float = Field(ge=0, le=1.5, description="Audited tail coverage vs human")
     plan: Plan = Field(default_factory=Plan)
 
 
 class PlanRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     plan: Plan
 
 

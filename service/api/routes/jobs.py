@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api.deps import ReadAccess, StoreDep
+from service.api.errors import ERROR_RESPONSES
 from service.schemas import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
 @router.get("/{job_id}", response_model=Job, dependencies=[ReadAccess])

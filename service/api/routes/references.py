@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import (
     EmbedderDep,
@@ -16,20 +16,27 @@ from service.api.deps import (
     StoreDep,
     WriteAccess,
 )
-from service.api.routes.common import check_documents, in_pool, read_upload
+from service.api.errors import ERROR_RESPONSES
+from service.api.routes.common import Document, check_documents, in_pool, read_upload
 from service.audit import build_reference
 from service.jobs import Progress, start_job
 from service.schemas import Job, ReferenceInfo
 from service.settings import Settings
-from service.store import Store
+from service.store import NAME_PATTERN, Store
 from service.workpool import WorkPool
 
-router = APIRouter(prefix="/v1/references", tags=["references"])
+router = APIRouter(prefix="/v1/references", tags=["references"], responses=ERROR_RESPONSES)
 
 
 class ReferenceCreate(BaseModel):
-    name: str = Field(description="1-100 letters, digits, '-', '_' or '.'", examples=["bbc-news"])
-    texts: list[str] = Field(description="The human documents", min_length=1)
+    model_config = ConfigDict(strict=True)
+
+    name: str = Field(
+        description="1-100 letters, digits, '-', '_' or '.'",
+        pattern=NAME_PATTERN,
+        examples=["bbc-news"],
+    )
+    texts: list[Document] = Field(description="The human documents", min_length=1)
 
 
 async def _create(
