@@ -200,3 +200,42 @@ def test_full_pool_answers_429_with_retry_after(tmp_path, embed_cached):
             release.set()
             busy.result(timeout=10)
         assert c.post("/v1/forecasts/what-if", json=body).status_code == 200
+
+
+def test_audit_upload_and_three_verdicts_over_rest(tmp_path, embed_cached, bbc_docs):
+    """keep, top-up and reject on real text through the API: fresh BBC articles, a 40% mix with
+    SmolLM2 continuations, and continuations alone (never seen by the estimator)."""
+    from detectors.synthetic.data import smollm2_continuations
+
+    rows = [r for r in smollm2_continuations() if r["stratum"].startswith("bbc")]
+    examples = tmp_path / "twins.jsonl"
+    examples.write_text("".join(json.dumps(r) + "\n" for r in rows[:800]))
+    generated = [r["text"] for r in rows[800:]]
+    order = np.random.default_rng(0).permutation(len(bbc_docs))
+    human = [bbc_docs[i].text for i in order]
+    policy = {"max_synthetic_fraction": 0.15, "hard_max_synthetic_fraction": 0.6}
+    with make_client(tmp_path / "data", embed_cached, synthetic_examples=examples) as c:
+        assert (
+            c.post("/v1/references", json={"name": "bbc", "texts": human[:700]}).status_code == 201
+        )
+
+        def audit(texts):
+            body = {"reference": "bbc", "texts": texts, "policy": policy, "plan": PLAN}
+            r = c.post("/v1/audits", json=body)
+            assert r.status_code == 200, r.text
+            return AuditResult.model_validate(r.json())
+
+        keep = audit(human[700:900])
+        top_up = audit(human[900:1020] + generated[:80])
+        reject = audit(generated[80:280])
+        assert keep.verdict.decision == "keep", keep.verdict.reasons
+        assert top_up.verdict.decision == "top-up" and top_up.verdict.top_up_documents > 0
+        assert reject.verdict.decision == "reject"
+        assert "synthetic-hard-limit" in {r.code for r in reject.verdict.reasons}
+
+        body = "".join(json.dumps({"text": t}) + "\n" for t in human[700:900]).encode()
+        files = {"file": ("candidate.jsonl", body, "application/json")}
+        up = c.post("/v1/audits/upload", data={"reference": "bbc"}, files=files)
+        assert up.status_code == 200, up.text
+        uploaded = AuditResult.model_validate(up.json())
+        assert uploaded.sample_size == keep.sample_size and uploaded.corpus_size == 200
