@@ -201,3 +201,23 @@ def build_reference(
         random_state=settings.random_state,
     ).fit(vectors, texts=docs)
     return store.create_reference(name, docs, vectors, reference)
+
+
+def append_documents(
+    store: Store,
+    name: str,
+    texts: Iterable[str],
+    *,
+    embedder: Embedder,
+    progress: Progress | None = None,
+) -> ReferenceInfo:
+    """Embed `texts` and add them to a stored reference (no index rebuild; see Store)."""
+    docs = validate_texts(list(texts))
+    info = store.reference_info(name)
+    if info.model != embedder.model_name:
+        raise ReferenceMismatchError(
+            f"reference {info.name!r} was built with {info.model!r}, the service embeds with "
+            f"{embedder.model_name!r}: documents embedded by another model cannot be added"
+        )
+    vectors = embedder.embed(docs, progress=progress).vectors
+    return store.append_reference(name, docs, vectors)

@@ -179,6 +179,12 @@ class Client(BaseClient):
             else ReferenceInfo.model_validate(r.json())
         )
 
+    def append_documents(self, name: str, texts: list[str]) -> ReferenceInfo | Job:
+        r = self.request("POST", f"/v1/references/{name}/documents", json={"texts": texts})
+        if r.status_code == 202:
+            return Job.model_validate(r.json())
+        return ReferenceInfo.model_validate(r.json())
+
     def list_references(self) -> list[ReferenceInfo]:
         return [
             ReferenceInfo.model_validate(x) for x in self.request("GET", "/v1/references").json()

@@ -111,16 +111,58 @@ class Store:
         synthetic-fraction estimator needs text and vector of the same document)."""
         self.check_new_name(name)
         ref_id = uuid.uuid4().hex[:12]
+        self._write_files(ref_id, texts, vectors, reference)
+        info = self._info(ref_id, name, reference, created=now())
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO refs (id, name, created, info) VALUES (?, ?, ?, ?)",
+                (ref_id, name, info.created, info.model_dump_json()),
+            )
+        return info
+
+    def append_reference(
+        self, name_or_id: str, texts: Sequence[str], vectors: np.ndarray
+    ) -> ReferenceInfo:
+        """Add documents to a stored reference without rebuilding its index.
+
+        The grown reference is written under a new id and the name's row switched to it in one
+        transaction, so a crash leaves the old version whole (its new files are orphans, removed
+        at the next open) or the new one.
+        """
+        with self._lock:
+            info, reference = self.load_reference(name_or_id)
+            all_texts = self.reference_texts(info.id) + list(texts)
+            all_vectors = np.vstack([self.reference_vectors(info.id), vectors])
+            snippets = list(texts) if reference.snippets_ is not None else None
+            reference.append(vectors, texts=snippets)
+            new_id = uuid.uuid4().hex[:12]
+            self._write_files(new_id, all_texts, all_vectors, reference)
+            grown = self._info(new_id, info.name, reference, created=info.created)
+            with self._db:
+                self._db.execute("DELETE FROM refs WHERE id = ?", (info.id,))
+                self._db.execute(
+                    "INSERT INTO refs (id, name, created, info) VALUES (?, ?, ?, ?)",
+                    (new_id, info.name, grown.created, grown.model_dump_json()),
+                )
+            self._remove_files(info.id)
+            return grown
+
+    def _write_files(
+        self, ref_id: str, texts: Sequence[str], vectors: np.ndarray, reference: ReferenceCorpus
+    ) -> None:
         self._write_texts(ref_id, texts)
         tmp = self._vectors_file(ref_id).with_name(f".{ref_id}.vectors.{uuid.uuid4().hex}.npy")
         np.save(tmp, vectors)
         os.replace(tmp, self._vectors_file(ref_id))
         reference.save(self._folder(ref_id))
+
+    @staticmethod
+    def _info(ref_id: str, name: str, reference: ReferenceCorpus, *, created: str) -> ReferenceInfo:
         meta = reference.meta()
-        info = ReferenceInfo(
+        return ReferenceInfo(
             id=ref_id,
             name=name,
-            created=now(),
+            created=created,
             model=str(meta["model"]),
             dimension=meta["dim"],
             size=meta["n_indexed"] + meta["n_holdout"],
@@ -129,12 +171,6 @@ class Store:
             tail_quantile=meta["tail_quantile"],
             index=meta["index_kind"],
         )
-        with self._db:
-            self._db.execute(
-                "INSERT INTO refs (id, name, created, info) VALUES (?, ?, ?, ?)",
-                (ref_id, name, info.created, info.model_dump_json()),
-            )
-        return info
 
     def check_new_name(self, name: str) -> None:
         """Raise unless `name` is a valid name no reference has yet."""
@@ -183,11 +219,14 @@ class Store:
 
     def delete_reference(self, name_or_id: str) -> None:
         info = self.reference_info(name_or_id)
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("DELETE FROM refs WHERE id = ?", (info.id,))
-        remove_dir(self._folder(info.id))
-        self._texts_file(info.id).unlink(missing_ok=True)
-        self._vectors_file(info.id).unlink(missing_ok=True)
+        self._remove_files(info.id)
+
+    def _remove_files(self, ref_id: str) -> None:
+        remove_dir(self._folder(ref_id))
+        self._texts_file(ref_id).unlink(missing_ok=True)
+        self._vectors_file(ref_id).unlink(missing_ok=True)
 
     # ------------------------------------------------------------ audits
     def save_audit(self, result: AuditResult, reference_id: str) -> None:

@@ -90,6 +90,24 @@ def test_reference_lifecycle(client, texts):
     assert client.get("/v1/references/bbc").json() == info.model_dump(mode="json")  # untouched
 
 
+def test_append_documents_grows_the_reference(client, texts):
+    assert (
+        client.post("/v1/references", json={"name": "grow", "texts": texts[:60]}).status_code == 201
+    )
+    r = client.post("/v1/references/grow/documents", json={"texts": texts[200:230]})
+    assert r.status_code == 200, r.text
+    grown = ReferenceInfo.model_validate(r.json())
+    assert grown.size == 90 and grown.name == "grow"
+    assert client.get("/v1/references/grow").json() == grown.model_dump(mode="json")
+    audit = client.post(
+        "/v1/audits", json={"reference": "grow", "texts": texts[230:260], "plan": PLAN}
+    )
+    assert audit.status_code == 200, audit.text
+    missing = client.post("/v1/references/nope/documents", json={"texts": ["a text"]})
+    assert missing.status_code == 404
+    assert client.delete("/v1/references/grow").status_code == 204
+
+
 def test_upload_jsonl_and_bad_uploads(client, texts):
     body = "".join(json.dumps({"body": t}) + "\n" for t in texts[200:240]).encode()
     files = {"file": ("news.jsonl", body, "application/json")}

@@ -32,8 +32,12 @@ class HashEmbedder:
             v = np.random.default_rng(seed).normal(size=384)
             rows.append(v / np.linalg.norm(v))
         return EmbeddingResult(
-            vectors=np.asarray(rows, dtype=np.float32), n_documents=len(texts), n_long=0,
-            n_windows=len(texts), long_documents="truncate", model=self.model_name,
+            vectors=np.asarray(rows, dtype=np.float32),
+            n_documents=len(texts),
+            n_long=0,
+            n_windows=len(texts),
+            long_documents="truncate",
+            model=self.model_name,
         )
 
 

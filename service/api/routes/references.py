@@ -18,7 +18,7 @@ from service.api.deps import (
 )
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.common import Document, check_documents, in_pool, read_upload
-from service.audit import build_reference
+from service.audit import append_documents, build_reference
 from service.jobs import Progress, start_job
 from service.schemas import Job, ReferenceInfo
 from service.settings import Settings
@@ -102,6 +102,40 @@ async def upload_reference(
     """Like POST /v1/references, from an uploaded file (format from its extension)."""
     texts = await read_upload(file, text_field, settings)
     return await _create(name, texts, response, store, pool, loader, settings)
+
+
+class DocumentsAppend(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    texts: list[Document] = Field(description="Human documents to add", min_length=1)
+
+
+@router.post(
+    "/{name}/documents",
+    response_model=ReferenceInfo | Job,
+    dependencies=[WriteAccess],
+    responses={202: {"model": Job, "description": "Large input: a background job"}},
+)
+async def append_to_reference(
+    name: str,
+    body: DocumentsAppend,
+    response: Response,
+    store: StoreDep,
+    pool: PoolDep,
+    loader: EmbedderDep,
+    settings: SettingsDep,
+) -> ReferenceInfo | Job:
+    """Add documents to a reference without rebuilding its index (200), or start a job (202)."""
+    check_documents(body.texts, settings)
+    store.reference_info(name)  # 404 now, not in a job
+
+    def work(progress: Progress | None = None) -> ReferenceInfo:
+        return append_documents(store, name, body.texts, embedder=loader.get(), progress=progress)
+
+    if len(body.texts) > settings.sync_documents:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return start_job(store, pool, "reference", work, total=len(body.texts))
+    return await in_pool(pool, work)
 
 
 @router.get("", response_model=list[ReferenceInfo], dependencies=[ReadAccess])
