@@ -75,6 +75,14 @@ def test_health_ready_and_metrics(client):
     assert "collapse_guard_work_in_flight" in metrics.text
 
 
+def test_not_ready_until_the_model_is_loaded(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path), load_model=False)
+    with TestClient(app) as c:
+        assert c.get("/healthz").status_code == 200
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json() == {"ready": False, "model": False, "store": True}
+
+
 def test_reference_lifecycle(client, texts):
     info = ReferenceInfo.model_validate(client.get("/v1/references/bbc").json())
     assert info.size == 200 and info.model == "all-MiniLM-L6-v2"
