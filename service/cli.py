@@ -47,13 +47,17 @@ def demo(
         typer.Option("--json", help="Also write the coverage and synthetic reports as JSON here."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars or tables.")] = False,
-    reference_docs: Annotated[int, typer.Option(min=50, help="Reference size.")] = 1000,
+    reference_docs: Annotated[
+        int, typer.Option(min=80, help="Reference size (a quarter is held out: 20+ documents).")
+    ] = 1000,
     candidate_docs: Annotated[int, typer.Option(min=20, help="Unseen articles to sample.")] = 500,
 ) -> None:
     """Audit three candidates (fresh, tails dropped, generated) against real BBC News articles."""
     from detectors.embedding import Embedder
     from service.demo import run_demo
 
+    if json_out is not None and not json_out.parent.is_dir():  # before minutes of work
+        raise fail(f"cannot write {json_out}: no such folder {json_out.parent}")
     try:
         result = run_demo(
             console,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import (
@@ -17,9 +17,15 @@ from service.api.deps import (
     WriteAccess,
 )
 from service.api.errors import ERROR_RESPONSES
-from service.api.routes.common import Document, check_documents, in_pool, read_upload
+from service.api.routes.common import (
+    JOB_RESPONSE,
+    Document,
+    check_documents,
+    read_upload,
+    run_or_queue,
+)
 from service.audit import run_audit
-from service.jobs import Progress, start_job
+from service.jobs import Progress
 from service.policy import Policy
 from service.schemas import AuditResult, Job
 from service.settings import Settings
@@ -62,17 +68,22 @@ async def _audit(
             progress=progress,
         )
 
-    if len(request.texts) > settings.sync_documents:
-        response.status_code = status.HTTP_202_ACCEPTED
-        return start_job(store, pool, "audit", work, total=len(request.texts))
-    return await in_pool(pool, work)
+    return await run_or_queue(
+        work,
+        kind="audit",
+        n_documents=len(request.texts),
+        response=response,
+        store=store,
+        pool=pool,
+        settings=settings,
+    )
 
 
 @router.post(
     "",
     response_model=AuditResult | Job,
     dependencies=[WriteAccess],
-    responses={202: {"model": Job, "description": "Large input: a background job"}},
+    responses=JOB_RESPONSE,
 )
 async def create_audit(
     body: AuditRequest,
@@ -90,7 +101,7 @@ async def create_audit(
     "/upload",
     response_model=AuditResult | Job,
     dependencies=[WriteAccess],
-    responses={202: {"model": Job, "description": "Large input: a background job"}},
+    responses=JOB_RESPONSE,
 )
 async def upload_audit(
     reference: Annotated[str, Form()],

@@ -6,17 +6,21 @@ import asyncio
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import UploadFile
+from fastapi import Response, UploadFile, status
 from pydantic import StringConstraints
 
 from service.api.errors import LimitError
 from service.inputs import InputError, read_documents
+from service.jobs import Progress, start_job
+from service.schemas import AuditResult, Job, ReferenceInfo
 from service.settings import Settings
+from service.store import Store
 from service.workpool import WorkPool
 
 T = TypeVar("T")
+R = TypeVar("R", ReferenceInfo, AuditResult)
 # A document: any text with at least one non-blank character (JSON Schema patterns search).
 Document = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 
@@ -24,6 +28,28 @@ Document = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 async def in_pool(pool: WorkPool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run CPU-bound `fn` in the bounded pool (429 when full) without blocking the event loop."""
     return await asyncio.wrap_future(pool.submit(fn, *args, **kwargs))
+
+
+JOB_RESPONSE: dict[int | str, dict[str, Any]] = {
+    202: {"model": Job, "description": "Large input: a background job (poll /v1/jobs/{id})"}
+}
+
+
+async def run_or_queue(
+    work: Callable[[Progress], R],
+    *,
+    kind: Literal["reference", "audit"],
+    n_documents: int,
+    response: Response,
+    store: Store,
+    pool: WorkPool,
+    settings: Settings,
+) -> R | Job:
+    """Run `work` now (in the pool) for a small input, or queue it as a job and answer 202."""
+    if n_documents > settings.sync_documents:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return start_job(store, pool, kind, work, total=n_documents)
+    return await in_pool(pool, work)
 
 
 def check_documents(texts: list[str], settings: Settings) -> None:

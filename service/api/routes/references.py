@@ -17,9 +17,15 @@ from service.api.deps import (
     WriteAccess,
 )
 from service.api.errors import ERROR_RESPONSES
-from service.api.routes.common import Document, check_documents, in_pool, read_upload
+from service.api.routes.common import (
+    JOB_RESPONSE,
+    Document,
+    check_documents,
+    read_upload,
+    run_or_queue,
+)
 from service.audit import append_documents, build_reference
-from service.jobs import Progress, start_job
+from service.jobs import Progress
 from service.schemas import Job, ReferenceInfo
 from service.settings import Settings
 from service.store import NAME_PATTERN, Store
@@ -56,11 +62,16 @@ async def _create(
             store, name, texts, embedder=loader.get(), settings=settings, progress=progress
         )
 
-    if len(texts) > settings.sync_documents:
-        response.status_code = status.HTTP_202_ACCEPTED
-        return start_job(store, pool, "reference", work, total=len(texts))
-    response.status_code = status.HTTP_201_CREATED
-    return await in_pool(pool, work)
+    response.status_code = status.HTTP_201_CREATED  # unless queued (202)
+    return await run_or_queue(
+        work,
+        kind="reference",
+        n_documents=len(texts),
+        response=response,
+        store=store,
+        pool=pool,
+        settings=settings,
+    )
 
 
 @router.post(
@@ -68,7 +79,7 @@ async def _create(
     response_model=ReferenceInfo | Job,
     status_code=201,
     dependencies=[WriteAccess],
-    responses={202: {"model": Job, "description": "Large input: a background job"}},
+    responses=JOB_RESPONSE,
 )
 async def create_reference(
     body: ReferenceCreate,
@@ -87,7 +98,7 @@ async def create_reference(
     response_model=ReferenceInfo | Job,
     status_code=201,
     dependencies=[WriteAccess],
-    responses={202: {"model": Job, "description": "Large input: a background job"}},
+    responses=JOB_RESPONSE,
 )
 async def upload_reference(
     name: Annotated[str, Form()],
@@ -114,7 +125,7 @@ class DocumentsAppend(BaseModel):
     "/{name}/documents",
     response_model=ReferenceInfo | Job,
     dependencies=[WriteAccess],
-    responses={202: {"model": Job, "description": "Large input: a background job"}},
+    responses=JOB_RESPONSE,
 )
 async def append_to_reference(
     name: str,
@@ -132,10 +143,15 @@ async def append_to_reference(
     def work(progress: Progress | None = None) -> ReferenceInfo:
         return append_documents(store, name, body.texts, embedder=loader.get(), progress=progress)
 
-    if len(body.texts) > settings.sync_documents:
-        response.status_code = status.HTTP_202_ACCEPTED
-        return start_job(store, pool, "reference", work, total=len(body.texts))
-    return await in_pool(pool, work)
+    return await run_or_queue(
+        work,
+        kind="reference",
+        n_documents=len(body.texts),
+        response=response,
+        store=store,
+        pool=pool,
+        settings=settings,
+    )
 
 
 @router.get("", response_model=list[ReferenceInfo], dependencies=[ReadAccess])
