@@ -50,7 +50,7 @@ def test_user_mistake_is_one_line_and_exit_2(tmp_path):
     proc = run(
         "demo",
         "--reference-docs",
-        "60",
+        "100",
         "--candidate-docs",
         "20",
         "--quiet",
