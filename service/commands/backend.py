@@ -20,9 +20,6 @@ from detectors.errors import CollapseGuardError, InvalidInputError
 Progress = Callable[[int, int], None]
 
 
-NOT_WIRED = "the local data directory is not wired to the service core yet: use --url"
-
-
 class CoreUnavailableError(CollapseGuardError):
     """The service core this command needs is not part of this installation."""
 
@@ -228,24 +225,34 @@ class LocalBackend:
 
 
 class RemoteBackend:
-    """A running service, through `service.client.Client`."""
+    """A running service, through `service.client.Client`: the same models come back."""
 
     def __init__(self, url: str, *, api_key: str | None) -> None:
-        from service.client import BaseClient
+        from service.client import Client
 
-        self.client = BaseClient(url, api_key=api_key)
+        self.client = Client(url, api_key=api_key)
 
     def close(self) -> None:
         self.client.close()
 
+    def _finish(self, answer: Any, progress: Progress) -> Any:
+        """A 202 job is waited for (with progress); anything else is the answer itself."""
+        from service.schemas import Job
+
+        if not isinstance(answer, Job):
+            return answer
+        done = self.client.wait_for_job(answer, progress=progress)
+        return done.reference if done.kind == "reference" else done.audit
+
     def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any:
-        raise CoreUnavailableError(NOT_WIRED_REMOTE)
+        docs = list(texts)  # sent in one request body (the service's limits apply)
+        return self._finish(self.client.create_reference(name, docs), progress)
 
     def list_references(self) -> list[Any]:
-        raise CoreUnavailableError(NOT_WIRED_REMOTE)
+        return self.client.list_references()
 
     def show_reference(self, name: str) -> Any:
-        raise CoreUnavailableError(NOT_WIRED_REMOTE)
+        return self.client.reference(name)
 
     def audit(
         self,
@@ -257,7 +264,10 @@ class RemoteBackend:
         progress: Progress,
         keep_vectors: bool,
     ) -> AuditOutcome:
-        raise CoreUnavailableError(NOT_WIRED_REMOTE)
-
-
-NOT_WIRED_REMOTE = "the REST endpoints this needs are not part of this build yet"
+        self.client.reference(reference)  # unknown name: fail before reading the corpus
+        docs = list(texts)
+        result = self._finish(
+            self.client.audit(reference, docs, policy=policy, plan=plan), progress
+        )
+        # The candidate's vectors stay on the server: no projection or top-up trajectory here.
+        return AuditOutcome(result=result)
