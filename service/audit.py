@@ -58,7 +58,10 @@ def execute_audit(
     policy: Policy | None = None,
     plan: Plan | None = None,
     progress: Progress | None = None,
+    stage: Callable[[str], Progress] | None = None,
 ) -> AuditRun:
+    """One audit, stored. `progress` follows the embedding; `stage(label)`, if given, is asked
+    for a progress callback as each later long step (forecast, top-up search) starts."""
     policy = policy or settings.policy
     plan = plan or Plan()
     seed = settings.random_state
@@ -87,7 +90,13 @@ def execute_audit(
     if missing:
         notes.append(missing)
 
-    fc = forecast(reference, vectors, plan, random_state=seed)
+    fc = forecast(
+        reference,
+        vectors,
+        plan,
+        random_state=seed,
+        progress=stage("forecasting the plan") if stage else None,
+    )
     relative = fc.relative_final()
     top_up = None
     top_up_forecast = None
@@ -100,6 +109,7 @@ def execute_audit(
             max_beta=policy.max_top_up_fraction,
             random_state=seed,
             base=fc,
+            progress=stage("searching the smallest top-up") if stage else None,
         )
         top_up_forecast = found.forecast
         top_up = TopUpSearch(
@@ -168,6 +178,7 @@ def run_audit(
     policy: Policy | None = None,
     plan: Plan | None = None,
     progress: Progress | None = None,
+    stage: Callable[[str], Progress] | None = None,
 ) -> AuditResult:
     """Audit `texts` against a stored reference and store the result (see `execute_audit`)."""
     return execute_audit(
@@ -179,6 +190,7 @@ def run_audit(
         policy=policy,
         plan=plan,
         progress=progress,
+        stage=stage,
     ).result
 
 

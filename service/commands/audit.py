@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
                     plan=plan_obj,
                     progress=add("embedding sample"),
                     keep_vectors=report is not None,
+                    stage=add,
                 )
             summarise_input(out, reader, "candidate", quiet=quiet)
             result = outcome.result

@@ -56,6 +56,7 @@ class Backend(Protocol):
         plan: Any,
         progress: Progress,
         keep_vectors: bool,
+        stage: Callable[[str], Progress] | None = None,
     ) -> AuditOutcome: ...
     def close(self) -> None: ...
 
@@ -201,6 +202,7 @@ class LocalBackend:
         plan: Any,
         progress: Progress,
         keep_vectors: bool,
+        stage: Callable[[str], Progress] | None = None,
     ) -> AuditOutcome:
         audit = _core("service.audit")
         self.store.reference_info(reference)  # unknown name: fail before reading the corpus
@@ -213,6 +215,7 @@ class LocalBackend:
             policy=policy,
             plan=plan,
             progress=progress,
+            stage=stage,
         )
         extras: dict[str, Any] = {}
         if keep_vectors:
@@ -263,6 +266,7 @@ class RemoteBackend:
         plan: Any,
         progress: Progress,
         keep_vectors: bool,
+        stage: Callable[[str], Progress] | None = None,  # server-side steps: not reported
     ) -> AuditOutcome:
         self.client.reference(reference)  # unknown name: fail before reading the corpus
         docs = list(texts)
