@@ -31,6 +31,8 @@ EXACT_THRESHOLD = 50_000  # above this many points "auto" switches to HNSW
 # 99.9%) and the metrics move by < 0.005. So "auto" picks HNSW and IVF is the explicit fast choice.
 IVF_NPROBE = 8
 IVF_MIN_POINTS_PER_CELL = 39  # FAISS's own rule of thumb for stable k-means training
+IVF_TRAIN_ITERATIONS = 10
+IVF_TRAIN_POINTS_PER_CELL = 64
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
@@ -38,6 +40,9 @@ HNSW_EF_SEARCH = 128
 # (2**24 values: 64 MiB as float32, 128 MiB as the float64 differences).
 ELEMENT_BUDGET = 2**24
 _SLACK = 1e-4  # relative margin so float32 search never stops just short of a float64 boundary
+# float32 squared distances (|q|^2 + |x|^2 - 2 q.x) are off by at most about dim * eps32 * the
+# squared norms; pairs nearer their ball's boundary than this (x the norms) are decided in float64.
+_ROUNDING = 1e-4  # at least; 2 * dim * eps32 for wider vectors
 
 
 def as_matrix(x: object, *, name: str, dim: int | None = None) -> np.ndarray:
@@ -88,6 +93,10 @@ def build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
         nlist = ivf_cells(len(vectors))
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist)
         index.cp.seed = 1234  # k-means seeding is fixed so a rebuild gives the same cells
+        # 10 iterations on at most 64 points a cell: the cells only route the search, and
+        # FAISS's defaults (25 iterations, 256 points a cell) triple the cost for no recall.
+        index.cp.niter = IVF_TRAIN_ITERATIONS
+        index.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_CELL
         index.train(vectors)
         index.nprobe = min(IVF_NPROBE, nlist)
     elif kind == "hnsw":
@@ -154,23 +163,55 @@ def knn_radii(index: faiss.Index, data: np.ndarray, k: int) -> np.ndarray:
     """Distance from each indexed point to its k-th nearest other point (prdc's radius).
 
     The point itself is among its neighbours at distance 0, so this is the (k+1)-th smallest
-    distance, exactly as `prdc.compute_nearest_neighbour_distances`.
+    distance, exactly as `prdc.compute_nearest_neighbour_distances`. Float64-exact: FAISS's
+    float32 distances fix which neighbours are clearly nearer than the (k+1)-th; only the few
+    within float32 rounding of it are recomputed in float64 and ranked.
     """
-    if index.ntotal < k + 1:
-        raise InvalidInputError(
-            f"need more than k={k} points to compute k-NN radii, got {index.ntotal}"
-        )
-    distances, _ = knn(index, data, data, k + 1)
-    return distances[:, k]
+    n = index.ntotal
+    if n < k + 1:
+        raise InvalidInputError(f"need more than k={k} points to compute k-NN radii, got {n}")
+    rank = k  # 0-based position of the radius among the sorted neighbours (self included)
+    k_search = min(k + 3, n)  # a few extra so near-ties just past the k-th are seen
+    norm2 = np.einsum("ij,ij->i", data, data, dtype=np.float64)
+    rounding = max(_ROUNDING, 2 * data.shape[1] * float(np.finfo(np.float32).eps))
+    radii = np.empty(n, dtype=np.float64)
+    block = max(1, _pairs_per_block(data.shape[1]) // k_search)
+    for start in range(0, n, block):
+        q = data[start : start + block]
+        d32, ids = _search(index, q, k_search)
+        d32 = d32.astype(np.float64)
+        d32[ids < 0] = np.inf
+        d32.sort(axis=1)  # approximate indexes may return slightly unsorted lists
+        tol = (rounding * (norm2[start : start + block] + norm2.max()))[:, None]
+        kth = d32[:, rank : rank + 1]
+        below = (d32 < kth - tol).sum(axis=1)  # surely nearer than the radius
+        near = (ids >= 0) & (np.abs(d32 - kth) <= tol)
+        rows, cols = np.nonzero(near)
+        diff = data[ids[rows, cols]].astype(np.float64) - q[rows].astype(np.float64)
+        np.square(diff, out=diff)
+        exact = np.full(d32.shape, np.inf)
+        exact[rows, cols] = diff.sum(axis=-1)  # the row-wise sum of exact_sq_distances
+        exact.sort(axis=1)
+        radii[start : start + block] = np.sqrt(exact[np.arange(len(q)), rank - below])
+    return radii
 
 
 def _ball_blocks(
     index: faiss.Index, data: np.ndarray, queries: np.ndarray, radii: np.ndarray, k0: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (query ids, indexed ids) of every pair with distance < the query's radius."""
+    """Yield (query ids, indexed ids) of every pair with distance < the query's radius.
+
+    FAISS's float32 squared distances decide every pair that is clearly inside or clearly
+    outside its ball; only the pairs within float32 rounding of the boundary (a handful) are
+    recomputed in float64, so the result equals a float64 brute-force computation at the cost of
+    the search alone.
+    """
     n = index.ntotal
     pending = np.arange(len(queries))
     k = min(k0, n)
+    q_norm2 = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
+    max_norm2 = float(np.einsum("ij,ij->i", data, data, dtype=np.float64).max())
+    rounding = max(_ROUNDING, 2 * data.shape[1] * float(np.finfo(np.float32).eps))
     while len(pending):
         still: list[np.ndarray] = []
         block = max(1, _pairs_per_block(data.shape[1]) // k)
@@ -183,13 +224,40 @@ def _ball_blocks(
             done = beyond | (ids[:, -1] < 0) | (k >= n)
             if done.any():
                 q_done = rows[done]
-                dist = np.sqrt(exact_sq_distances(queries[q_done], data, ids[done]))
-                inside = dist < radii[q_done][:, None]  # radii are sqrt'ed the same way
-                qi, col = np.nonzero(inside)
-                yield q_done[qi], ids[done][qi, col]
+                yield from _inside(
+                    q_done, ids[done], d_approx[done], queries, data, radii[q_done],
+                    rounding * (q_norm2[q_done] + max_norm2 + radii[q_done] ** 2),
+                )
             still.append(rows[~done])
         pending = np.concatenate(still) if still else np.empty(0, dtype=np.int64)
         k = min(2 * k, n)
+
+
+def _inside(
+    q_ids: np.ndarray,
+    ids: np.ndarray,
+    d2_approx: np.ndarray,
+    queries: np.ndarray,
+    data: np.ndarray,
+    radii: np.ndarray,
+    tolerance: np.ndarray,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The (query, indexed) pairs strictly inside the balls, float64-exact at the boundary."""
+    r2 = (radii**2)[:, None]
+    tol = tolerance[:, None]
+    valid = ids >= 0
+    sure = valid & (d2_approx < r2 - tol)
+    unsure = valid & ~sure & (d2_approx <= r2 + tol)
+    qi, col = np.nonzero(sure)
+    yield q_ids[qi], ids[qi, col]
+    qi, col = np.nonzero(unsure)
+    if len(qi):
+        diff = data[ids[qi, col]].astype(np.float64) - queries[q_ids[qi]].astype(np.float64)
+        np.square(diff, out=diff)
+        # The same row-wise sum and sqrt as exact_sq_distances / knn_radii: a point exactly on
+        # a ball's boundary compares equal to the radius.
+        keep = np.sqrt(diff.sum(axis=-1)) < radii[qi]
+        yield q_ids[qi[keep]], ids[qi[keep], col[keep]]
 
 
 def ball_membership(
