@@ -31,13 +31,18 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     def new_pool() -> WorkPool:
         return WorkPool(workers=settings.workers, queue=settings.queue_size)
 
+    def new_forecast_pool() -> WorkPool:
+        return WorkPool(workers=settings.forecast_workers, queue=settings.forecast_queue_size)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = new_pool()  # each start-up (test clients start and stop many times)
+        app.state.forecast_pool = new_forecast_pool()
         if load_model:  # in the background: /healthz answers at once, /readyz once loaded
             threading.Thread(target=_load, args=(app.state.embedder,), daemon=True).start()
         yield
         app.state.pool.shutdown()
+        app.state.forecast_pool.shutdown()
 
     app = FastAPI(
         title="collapse-guard",
@@ -48,12 +53,14 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     registry = CollectorRegistry()
     app.state.settings = settings
     app.state.store = store
-    app.state.pool = new_pool()
+    app.state.pool = new_pool()  # audits, reference builds and their jobs
+    app.state.forecast_pool = new_forecast_pool()  # what-if forecasts: a lane of their own
     app.state.registry = registry
     app.state.embedder = EmbedderLoader(settings)
     app.state.in_flight = Gauge(
         "collapse_guard_work_in_flight",
-        "Tasks running or queued in the work pool",
+        "Tasks running or queued in a work pool",
+        ["pool"],
         registry=registry,
     )
     errors.install(app)

@@ -69,10 +69,16 @@ def get_pool(request: Request) -> WorkPool:
     return pool
 
 
+def get_forecast_pool(request: Request) -> WorkPool:
+    pool: WorkPool = request.app.state.forecast_pool
+    return pool
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EmbedderDep = Annotated[EmbedderLoader, Depends(get_embedder)]
 PoolDep = Annotated[WorkPool, Depends(get_pool)]
+ForecastPoolDep = Annotated[WorkPool, Depends(get_forecast_pool)]
 
 
 def hash_key(key: str) -> str:

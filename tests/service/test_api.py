@@ -213,19 +213,29 @@ def test_large_input_runs_as_a_job(tmp_path, embed_cached, texts):
         assert c.get("/v1/references/big").status_code == 200
 
 
-def test_full_pool_answers_429_with_retry_after(tmp_path, embed_cached):
-    with make_client(tmp_path, embed_cached, workers=1, queue_size=0) as c:
-        release = threading.Event()
-        busy = c.app.state.pool.submit(release.wait, 30)  # occupy the only slot
-        try:
-            body = {"synthetic_fraction": 0.2, "tail_coverage": 0.8, "plan": PLAN}
-            r = c.post("/v1/forecasts/what-if", json=body)
-            assert r.status_code == 429
-            assert int(r.headers["Retry-After"]) > 0 and "busy" in r.json()["detail"]
-        finally:
-            release.set()
-            busy.result(timeout=10)
-        assert c.post("/v1/forecasts/what-if", json=body).status_code == 200
+def test_full_pool_answers_429_with_retry_after(tmp_path, embed_cached, texts):
+    settings = {"workers": 1, "queue_size": 0, "forecast_workers": 1, "forecast_queue_size": 0}
+    with make_client(tmp_path, embed_cached, **settings) as c:
+        assert c.post("/v1/references", json={"name": "r", "texts": texts[:60]}).status_code == 201
+        what_if = {"synthetic_fraction": 0.2, "tail_coverage": 0.8, "plan": PLAN}
+        audit = {"reference": "r", "texts": texts[60:100], "plan": PLAN}
+        for lane, busy_path, body in (
+            ("pool", "/v1/audits", audit),
+            ("forecast_pool", "/v1/forecasts/what-if", what_if),
+        ):
+            release = threading.Event()
+            busy = getattr(c.app.state, lane).submit(release.wait, 30)  # the only slot
+            try:
+                r = c.post(busy_path, json=body)
+                assert r.status_code == 429, (lane, r.text)
+                assert int(r.headers["Retry-After"]) > 0 and "busy" in r.json()["detail"]
+                if lane == "pool":
+                    # A busy audit lane never holds up a millisecond forecast.
+                    assert c.post("/v1/forecasts/what-if", json=what_if).status_code == 200
+            finally:
+                release.set()
+                busy.result(timeout=10)
+            assert c.post(busy_path, json=body).status_code == 200
 
 
 def test_audit_upload_and_three_verdicts_over_rest(tmp_path, embed_cached, bbc_docs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import PoolDep, ReadAccess, StoreDep
+from service.api.deps import ForecastPoolDep, ReadAccess, StoreDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.common import in_pool
 from simulations.forecast import Forecast, Plan, what_if
@@ -28,7 +28,7 @@ class PlanRequest(BaseModel):
 
 
 @router.post("/forecasts/what-if", response_model=Forecast, dependencies=[ReadAccess])
-async def forecast_what_if(body: WhatIfRequest, pool: PoolDep) -> Forecast:
+async def forecast_what_if(body: WhatIfRequest, pool: ForecastPoolDep) -> Forecast:
     """Trajectories with seed bands for a mix given by two numbers (no documents)."""
     return await in_pool(
         pool,
@@ -41,7 +41,7 @@ async def forecast_what_if(body: WhatIfRequest, pool: PoolDep) -> Forecast:
 
 @router.post("/audits/{audit_id}/forecast", response_model=Forecast, dependencies=[ReadAccess])
 async def forecast_audit(
-    audit_id: str, body: PlanRequest, store: StoreDep, pool: PoolDep
+    audit_id: str, body: PlanRequest, store: StoreDep, pool: ForecastPoolDep
 ) -> Forecast:
     """A stored audit under another plan, from its synthetic fraction and tail coverage (the
     candidate's vectors are not kept, so this is the what-if model, not the embedding one)."""

@@ -29,6 +29,7 @@ def readyz(store: StoreDep, loader: EmbedderDep) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
-    pool = request.app.state.pool
-    request.app.state.in_flight.set(pool.in_flight)
+    state = request.app.state
+    state.in_flight.labels(pool="work").set(state.pool.in_flight)
+    state.in_flight.labels(pool="forecast").set(state.forecast_pool.in_flight)
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
