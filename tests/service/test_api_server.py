@@ -32,20 +32,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+READ_KEY = "server-test-read-key"
+
+
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **settings: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.settings = {f"COLLAPSE_GUARD_{k.upper()}": v for k, v in settings.items()}
 
     def start(self) -> Client:
         env = {
             **os.environ,
             "HF_HUB_OFFLINE": "1",
             "COLLAPSE_GUARD_DATA_DIR": str(self.data_dir),
-            "COLLAPSE_GUARD_API_KEYS": json.dumps({hash_key(KEY): "write"}),
+            "COLLAPSE_GUARD_API_KEYS": json.dumps(
+                {hash_key(KEY): "write", hash_key(READ_KEY): "read"}
+            ),
             "COLLAPSE_GUARD_AUDIT_SIZE": "200",
             "COLLAPSE_GUARD_SYNC_DOCUMENTS": "200",
+            **self.settings,
         }
         cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
@@ -90,6 +97,8 @@ def test_real_server_audits_and_survives_kill_9_during_ingest(tmp_path, bbc_docs
         assert isinstance(before, AuditResult)
         assert before.synthetic_fraction is not None and before.verdict.reasons
         assert client.get_audit(before.id) == before
+        other = Plan(generations=3, samples=200, seeds=2, policy="accumulate")
+        assert client.forecast_audit(before.id, other).plan == other
         assert client.what_if(0.3, 0.7, PLAN).plan == PLAN
         with pytest.raises(ServiceError) as missing:
             client.reference("nope")
@@ -113,5 +122,67 @@ def test_real_server_audits_and_survives_kill_9_during_ingest(tmp_path, bbc_docs
         again = client.audit("bbc", texts[150:210], plan=PLAN)
         assert isinstance(again, AuditResult)
         assert without_identity(again) == without_identity(before)
+    finally:
+        server.stop()
+
+
+def test_real_server_auth_limits_metrics_and_every_other_endpoint(tmp_path, bbc_docs):
+    """What the in-process tests check, once more over a real socket: keys, limits (the real
+    body-size middleware in front of uvicorn), uploads, append, delete, metrics. (Audits and
+    forecasts over the real server: the test above.)"""
+    import httpx
+
+    texts = [d.text for d in bbc_docs[:400]]
+    server = Server(
+        tmp_path / "data", max_body_bytes="2000000", max_documents="300", max_document_chars="30000"
+    )
+    try:
+        client = server.start()
+        base = f"http://127.0.0.1:{server.port}"
+        with httpx.Client(base_url=base, timeout=600) as raw:
+            assert raw.get("/readyz").json()["ready"] is True
+            body = {"name": "x", "texts": texts[:10]}
+            assert raw.post("/v1/references", json=body).status_code == 401
+            bad = raw.post("/v1/references", json=body, headers={"X-API-Key": "wrong"})
+            assert bad.status_code == 401 and "invalid" in bad.json()["detail"]
+            ro = raw.post("/v1/references", json=body, headers={"X-API-Key": READ_KEY})
+            assert ro.status_code == 403 and "read-only" in ro.json()["detail"]
+            assert raw.get("/v1/references", headers={"X-API-Key": READ_KEY}).status_code == 200
+            w = {"X-API-Key": KEY}
+            huge = raw.post(
+                "/v1/references", json={"name": "x", "texts": ["word " * 500_000]}, headers=w
+            )
+            assert huge.status_code == 413 and "MAX_BODY_BYTES" in huge.json()["detail"]
+            many = raw.post("/v1/references", json={"name": "x", "texts": ["a b"] * 301}, headers=w)
+            assert many.status_code == 422 and "MAX_DOCUMENTS" in many.json()["detail"]
+            long = raw.post(
+                "/v1/references", json={"name": "x", "texts": ["a" * 30_001]}, headers=w
+            )
+            assert long.status_code == 422 and "MAX_DOCUMENT_CHARS" in long.json()["detail"]
+            broken = raw.post(
+                "/v1/audits",
+                content=b'{"reference": ',
+                headers={**w, "Content-Type": "application/json"},
+            )
+            assert broken.status_code == 422
+            assert raw.get("/v1/references", headers=w).json() == []  # nothing was stored
+
+        upload = tmp_path / "reference.jsonl"
+        upload.write_text("".join(json.dumps({"body": t}) + "\n" for t in texts[:120]))
+        info = client.upload_reference("up", upload, text_field="body")
+        assert isinstance(info, ReferenceInfo) and info.size == 120
+        grown = client.append_documents("up", texts[120:150])
+        assert isinstance(grown, ReferenceInfo) and grown.size == 150
+        client.delete_reference("up")
+        assert [r.name for r in client.list_references()] == []
+        with pytest.raises(ServiceError) as gone:
+            client.get_audit("no-such-audit")
+        assert gone.value.status_code == 404
+
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'collapse_guard_work_in_flight{pool="forecast"}' in metrics
+        # every request above was counted, by route template and status
+        for status in ("401", "403", "422"):
+            assert f'route="/v1/references",status="{status}"' in metrics, status
     finally:
         server.stop()
