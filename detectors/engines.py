@@ -13,8 +13,8 @@ differ from the local blocks).
 deserialise it once each and run `detectors.index.knn` (the reference's own search, float64
 re-ranked) on blocks of queries. The answer is that of `ReferenceCorpus.neighbours`.
 
-Ray is optional (`pip install 'collapse-guard[ray]'`). It connects to the cluster named by
-`RAY_ADDRESS` (the standard Ray variable), or starts a local Ray on this machine when it is unset.
+Ray is optional (`pip install 'collapse-guard[ray]'`). Ray's own rule picks the cluster: the one
+named by `RAY_ADDRESS`, else one started with `ray start` on this machine, else a new local Ray.
 Workers import this package and the model from their own installation: install collapse-guard on
 every node (a custom model folder must exist at the same path on every node).
 """
@@ -22,7 +22,6 @@ every node (a custom model folder must exist at the same path on every node).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -61,11 +60,10 @@ def _ray() -> ModuleType:
 
 
 def ensure_ray() -> ModuleType:
-    """Ray, initialised: the cluster at RAY_ADDRESS, or a new local Ray when it is unset."""
+    """Ray, initialised (by the caller, or here by Ray's rule: RAY_ADDRESS, `ray start`, local)."""
     ray = _ray()
     if not ray.is_initialized():
         ray.init(
-            address=os.environ.get("RAY_ADDRESS") or None,
             include_dashboard=False,
             log_to_driver=False,  # worker chatter would interleave with the CLI's progress bars
             logging_level=logging.ERROR,
@@ -275,4 +273,4 @@ def get_engine(name: str, *, model: str | Path | None = None, **kwargs: Any) -> 
         return Embedder(model=model, **kwargs)
     if name == "ray":
         return RayEmbedder(model=model, **kwargs)
-    raise InvalidInputError(f"unknown engine {name!r}: choose local or ray")
+    raise InvalidInputError(f"unknown engine {name!r}: choose {' or '.join(ENGINES)}")

@@ -32,6 +32,7 @@ def ray_local():
 
     assert not ray.is_initialized()
     ray.init(
+        address="local",  # a fresh Ray, even if `ray start` left a cluster on this machine
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
