@@ -38,7 +38,30 @@ from detectors.synthetic.data import lee_news, length_match, smollm2_continuatio
 
 FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench-embeddings"
+# More SmolLM2 text for candidates of 5,000: continuations of sentence starts inside BBC articles
+# (scripts/generate_synthetic.py --prompts passages); benchmark data, not package data.
+PASSAGES = Path(__file__).resolve().parent / "data" / "smollm2_passages.jsonl"
 N_REFERENCE, N_LABELLED = 1000, 500
+
+
+def human_passages(
+    texts: list[str], lengths: list[int], rng: np.random.Generator
+) -> list[list[str]]:
+    """Each article cut into consecutive passages that start at a sentence and have word counts
+    drawn from the generated documents' (the first passage is the article's opening): the
+    human side of the machine text, whose prompts are openings and sentence starts."""
+    out = []
+    for text in texts:
+        words = text.split()
+        passages, start = [], 0
+        while start < len(words) - 20:
+            n = int(rng.choice(lengths))
+            passages.append(" ".join(words[start : start + n]))
+            start += n
+            while start < len(words) and not words[start - 1].endswith((".", "!", "?")):
+                start += 1  # the next passage starts at a sentence
+        out.append(passages)
+    return out
 
 
 def embed(embedder: Embedder, texts: list[str]) -> np.ndarray:
@@ -78,11 +101,17 @@ def main() -> None:
     generated = [r["text"] for r in rows if r["stratum"].startswith("bbc")]
     wiki_generated = [r["text"] for r in rows if r["stratum"].startswith("wiki")]
     lengths = [len(t.split()) for t in generated]
-    human = [d.text for d in bbc_news()]
-    rng.shuffle(human)
+    if PASSAGES.is_file():
+        generated += [r["text"] for r in smollm2_continuations(PASSAGES)]
+    articles = [d.text for d in bbc_news()]
+    rng.shuffle(articles)
     rng.shuffle(generated)
-    human = length_match(human, lengths, rng)
-    ref_t, pool_h = human[:N_REFERENCE], human[N_REFERENCE:]
+    # Reference and candidates never share an article: the reference's passages come from the
+    # first articles, the candidates' from the rest.
+    passages = human_passages(articles, lengths, rng)
+    cut = int(np.searchsorted(np.cumsum([len(p) for p in passages]), N_REFERENCE)) + 1
+    ref_t = [t for p in passages[:cut] for t in p][:N_REFERENCE]
+    pool_h = [t for p in passages[cut:] for t in p]
     lab_t, pool_s = generated[:N_LABELLED], generated[N_LABELLED:]
     lee = length_match([d.text for d in lee_news()], lengths, rng)
     usenet = length_match([d.text for d in usenet_posts()], lengths, rng)
@@ -98,7 +127,9 @@ def main() -> None:
     )
     print(
         f"embedded {sum(map(len, (ref_t, pool_h, lab_t, pool_s, lee, usenet)))} documents "
-        f"in {time.perf_counter() - t0:.0f} s"
+        f"in {time.perf_counter() - t0:.0f} s; reference {len(ref_t)} passages of {cut} articles, "
+        f"human pool {len(pool_h)} passages of {len(passages) - cut} other articles, synthetic "
+        f"pool {len(pool_s)}"
     )
     ours = {
         "ours, labelled": SyntheticFractionEstimator(random_state=0).fit(

@@ -153,7 +153,8 @@ def knn(
         q = queries[start : start + block]
         _, ids = _search(index, q, k_search)
         d2 = exact_sq_distances(q, data, ids)
-        order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        # Ties (duplicate documents) in id order: FAISS's own order of ties depends on threads.
+        order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), d2), axis=1)[:, :k]
         out_d[start : start + block] = np.sqrt(np.take_along_axis(d2, order, axis=1))
         out_i[start : start + block] = np.take_along_axis(ids, order, axis=1)
     return out_d, out_i
