@@ -38,3 +38,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/coverage_vs_prdc.py
 	$(BIN)/python benchmarks/embedder_throughput.py
 	$(BIN)/python benchmarks/estimation.py
+	$(BIN)/python benchmarks/engines_throughput.py
+	$(BIN)/python benchmarks/load_service.py
