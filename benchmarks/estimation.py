@@ -44,26 +44,6 @@ PASSAGES = Path(__file__).resolve().parent / "data" / "smollm2_passages.jsonl"
 N_REFERENCE, N_LABELLED = 1000, 500
 
 
-def human_passages(
-    texts: list[str], lengths: list[int], rng: np.random.Generator
-) -> list[list[str]]:
-    """Each article cut into consecutive passages that start at a sentence and have word counts
-    drawn from the generated documents' (the first passage is the article's opening): the
-    human side of the machine text, whose prompts are openings and sentence starts."""
-    out = []
-    for text in texts:
-        words = text.split()
-        passages, start = [], 0
-        while start < len(words) - 20:
-            n = int(rng.choice(lengths))
-            passages.append(" ".join(words[start : start + n]))
-            start += n
-            while start < len(words) and not words[start - 1].endswith((".", "!", "?")):
-                start += 1  # the next passage starts at a sentence
-        out.append(passages)
-    return out
-
-
 def embed(embedder: Embedder, texts: list[str]) -> np.ndarray:
     digest = hashlib.sha256("\0".join([embedder.model_name, *texts]).encode()).hexdigest()[:32]
     path = CACHE / f"{digest}.npy"
@@ -93,6 +73,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--passages",
+        type=int,
+        default=0,
+        help=f"add the first N rows of {PASSAGES.relative_to(PASSAGES.parents[2])} (still being "
+        "generated) to the machine text; 0 (default) = the bundled continuations only",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     rng = np.random.default_rng(0)
@@ -101,17 +88,13 @@ def main() -> None:
     generated = [r["text"] for r in rows if r["stratum"].startswith("bbc")]
     wiki_generated = [r["text"] for r in rows if r["stratum"].startswith("wiki")]
     lengths = [len(t.split()) for t in generated]
-    if PASSAGES.is_file():
-        generated += [r["text"] for r in smollm2_continuations(PASSAGES)]
-    articles = [d.text for d in bbc_news()]
-    rng.shuffle(articles)
+    if PASSAGES.is_file() and args.passages > 0:
+        generated += [r["text"] for r in smollm2_continuations(PASSAGES)][: args.passages]
+    human = [d.text for d in bbc_news()]
+    rng.shuffle(human)
     rng.shuffle(generated)
-    # Reference and candidates never share an article: the reference's passages come from the
-    # first articles, the candidates' from the rest.
-    passages = human_passages(articles, lengths, rng)
-    cut = int(np.searchsorted(np.cumsum([len(p) for p in passages]), N_REFERENCE)) + 1
-    ref_t = [t for p in passages[:cut] for t in p][:N_REFERENCE]
-    pool_h = [t for p in passages[cut:] for t in p]
+    human = length_match(human, lengths, rng)
+    ref_t, pool_h = human[:N_REFERENCE], human[N_REFERENCE:]
     lab_t, pool_s = generated[:N_LABELLED], generated[N_LABELLED:]
     lee = length_match([d.text for d in lee_news()], lengths, rng)
     usenet = length_match([d.text for d in usenet_posts()], lengths, rng)
@@ -127,9 +110,8 @@ def main() -> None:
     )
     print(
         f"embedded {sum(map(len, (ref_t, pool_h, lab_t, pool_s, lee, usenet)))} documents "
-        f"in {time.perf_counter() - t0:.0f} s; reference {len(ref_t)} passages of {cut} articles, "
-        f"human pool {len(pool_h)} passages of {len(passages) - cut} other articles, synthetic "
-        f"pool {len(pool_s)}"
+        f"in {time.perf_counter() - t0:.0f} s; human pool {len(pool_h)}, synthetic pool "
+        f"{len(pool_s)}"
     )
     ours = {
         "ours, labelled": SyntheticFractionEstimator(random_state=0).fit(
