@@ -125,19 +125,22 @@ class _BootstrapStats:
         col_counts = np.asarray(hits.sum(axis=0)).ravel()
         covered_full = (real_hits.getnnz(axis=1) > 0).astype(np.float32)
         covered_boot = (hits @ col_w) > 0  # [n_real, n_boot]
-        self.values = {
-            "precision": ((col_counts > 0) @ col_w) / m,
-            "density": (col_counts @ col_w) / (k * m),
-            "recall": ((fake_hits.getnnz(axis=0) > 0) @ row_w) / n_real,
-            "coverage": (covered_full @ row_w) / n_real,
-            "tail_coverage": (covered_full[tail] @ row_w[tail]) / row_w[tail].sum(axis=0),
-        }
-        # Resampled-on-both-axes versions of the count-of-distinct metrics, for ratios only.
-        self.for_ratio = dict(self.values)
-        self.for_ratio["coverage"] = (covered_boot * row_w).sum(axis=0) / n_real
-        self.for_ratio["tail_coverage"] = (covered_boot[tail] * row_w[tail]).sum(axis=0) / row_w[
-            tail
-        ].sum(axis=0)
+        # A replicate that draws no tail point has no tail coverage: NaN, dropped by _interval.
+        tail_weight = row_w[tail].sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.values = {
+                "precision": ((col_counts > 0) @ col_w) / m,
+                "density": (col_counts @ col_w) / (k * m),
+                "recall": ((fake_hits.getnnz(axis=0) > 0) @ row_w) / n_real,
+                "coverage": (covered_full @ row_w) / n_real,
+                "tail_coverage": (covered_full[tail] @ row_w[tail]) / tail_weight,
+            }
+            # Resampled-on-both-axes versions of the count-of-distinct metrics, for ratios only.
+            self.for_ratio = dict(self.values)
+            self.for_ratio["coverage"] = (covered_boot * row_w).sum(axis=0) / n_real
+            self.for_ratio["tail_coverage"] = (covered_boot[tail] * row_w[tail]).sum(
+                axis=0
+            ) / tail_weight
 
 
 def _interval(x: np.ndarray, level: float) -> tuple[float, float]:
