@@ -141,7 +141,9 @@ def model_dir() -> str:
 
 def generate_llama_cpp(llm, rows: list[dict], settings: dict, seed: int) -> list[dict]:
     """The same model file run by llama.cpp (about 10x transformers' speed on two CPU cores):
-    one document at a time, seeded per document, end-of-text banned so lengths are as drawn."""
+    one document at a time, seeded per document, end-of-text banned so lengths are as drawn.
+    llama.cpp's extra samplers are off (min_p 0, repeat penalty 1): plain temperature + top-p
+    sampling, as the transformers rows, whose `sampling` record these rows share."""
     results = []
     for k, r in enumerate(rows):
         out = llm.create_completion(
