@@ -44,6 +44,41 @@ PASSAGES = Path(__file__).resolve().parent / "data" / "smollm2_passages.jsonl"
 N_REFERENCE, N_LABELLED = 1000, 500
 
 
+def sentence_passages(text: str, lengths: list[int], rng: np.random.Generator) -> list[str]:
+    """An article cut into consecutive passages that each start at a sentence (the first at the
+    opening) and have word counts drawn from the generated documents' lengths."""
+    words = text.split()
+    passages, start = [], 0
+    while start < len(words) - 20:
+        n = int(rng.choice(lengths))
+        passages.append(" ".join(words[start : start + n]))
+        start += n
+        # The next passage starts at a sentence, as the machine text's prompts do.
+        while start < len(words) and not (
+            words[start - 1].endswith((".", "!", "?")) and words[start][:1].isupper()
+        ):
+            start += 1
+    return passages
+
+
+def human_split(
+    articles: list[str], lengths: list[int], how: str, rng: np.random.Generator
+) -> tuple[list[str], list[str]]:
+    """(reference, candidate pool) of human text; the two never share an article.
+
+    openings: one length-matched opening per article (1,225 candidates after the reference).
+    passages: the reference is one passage per article at a random position, so it is as broad
+    as the openings reference; the pool is every passage of the other articles (~5,600), for
+    candidates of 5,000. Machine text starts at openings and at sentence starts alike.
+    """
+    if how == "openings":
+        human = length_match(articles, lengths, rng)
+        return human[:N_REFERENCE], human[N_REFERENCE:]
+    cut = [sentence_passages(t, lengths, rng) for t in articles]
+    reference = [p[int(rng.integers(len(p)))] for p in cut[:N_REFERENCE] if p]
+    return reference, [t for p in cut[N_REFERENCE:] for t in p]
+
+
 def embed(embedder: Embedder, texts: list[str]) -> np.ndarray:
     digest = hashlib.sha256("\0".join([embedder.model_name, *texts]).encode()).hexdigest()[:32]
     path = CACHE / f"{digest}.npy"
@@ -80,6 +115,13 @@ def main() -> None:
         help=f"add the first N rows of {PASSAGES.relative_to(PASSAGES.parents[2])} (still being "
         "generated) to the machine text; 0 (default) = the bundled continuations only",
     )
+    parser.add_argument(
+        "--human",
+        choices=("openings", "passages"),
+        default="openings",
+        help="human documents: article openings (default) or sentence-aligned passages (enough "
+        "for candidates of 5,000; see human_split)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     rng = np.random.default_rng(0)
@@ -93,8 +135,7 @@ def main() -> None:
     human = [d.text for d in bbc_news()]
     rng.shuffle(human)
     rng.shuffle(generated)
-    human = length_match(human, lengths, rng)
-    ref_t, pool_h = human[:N_REFERENCE], human[N_REFERENCE:]
+    ref_t, pool_h = human_split(human, lengths, args.human, rng)
     lab_t, pool_s = generated[:N_LABELLED], generated[N_LABELLED:]
     lee = length_match([d.text for d in lee_news()], lengths, rng)
     usenet = length_match([d.text for d in usenet_posts()], lengths, rng)
