@@ -233,6 +233,12 @@ def main() -> None:
         "inside BBC articles (more documents with human twins)",
     )
     ap.add_argument(
+        "--reverse",
+        action="store_true",
+        help="work from the plan's last batch back (a second process into another --out file; "
+        "merge the two by id)",
+    )
+    ap.add_argument(
         "--backend",
         choices=("transformers", "llama-cpp"),
         default="transformers",
@@ -275,7 +281,8 @@ def main() -> None:
     n_written, n_tokens = 0, 0
     batches = [rows[i : i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
     with args.out.open("a") as fh:
-        for b, batch in enumerate(batches):
+        order = list(enumerate(batches))
+        for b, batch in reversed(order) if args.reverse else order:
             if all(r["id"] in done for r in batch):
                 continue
             if (time.monotonic() - t0) / 60 > args.max_minutes:
