@@ -118,6 +118,19 @@ def _search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray
     return index.search(queries, k)
 
 
+def _rounding(dim: int) -> float:
+    """Relative bound on float32 squared-distance error, as a share of the squared norms."""
+    return max(_ROUNDING, 2 * dim * float(np.finfo(np.float32).eps))
+
+
+def _pair_sq_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """float64 squared distances of paired rows, with the row-wise sum of exact_sq_distances
+    (so a point exactly on a ball's boundary compares equal to the radius)."""
+    diff = x.astype(np.float64) - y.astype(np.float64)
+    np.square(diff, out=diff)
+    return diff.sum(axis=-1)
+
+
 def _pairs_per_block(dim: int) -> int:
     return max(64, ELEMENT_BUDGET // max(dim, 1))
 
@@ -175,7 +188,8 @@ def knn_radii(index: faiss.Index, data: np.ndarray, k: int) -> np.ndarray:
     rank = k  # 0-based position of the radius among the sorted neighbours (self included)
     k_search = min(k + 3, n)  # a few extra so near-ties just past the k-th are seen
     norm2 = np.einsum("ij,ij->i", data, data, dtype=np.float64)
-    rounding = max(_ROUNDING, 2 * data.shape[1] * float(np.finfo(np.float32).eps))
+    max_norm2 = float(norm2.max())
+    rounding = _rounding(data.shape[1])
     radii = np.empty(n, dtype=np.float64)
     block = max(1, _pairs_per_block(data.shape[1]) // k_search)
     for start in range(0, n, block):
@@ -184,15 +198,13 @@ def knn_radii(index: faiss.Index, data: np.ndarray, k: int) -> np.ndarray:
         d32 = d32.astype(np.float64)
         d32[ids < 0] = np.inf
         d32.sort(axis=1)  # approximate indexes may return slightly unsorted lists
-        tol = (rounding * (norm2[start : start + block] + norm2.max()))[:, None]
+        tol = (rounding * (norm2[start : start + block] + max_norm2))[:, None]
         kth = d32[:, rank : rank + 1]
         below = (d32 < kth - tol).sum(axis=1)  # surely nearer than the radius
         near = (ids >= 0) & (np.abs(d32 - kth) <= tol)
         rows, cols = np.nonzero(near)
-        diff = data[ids[rows, cols]].astype(np.float64) - q[rows].astype(np.float64)
-        np.square(diff, out=diff)
         exact = np.full(d32.shape, np.inf)
-        exact[rows, cols] = diff.sum(axis=-1)  # the row-wise sum of exact_sq_distances
+        exact[rows, cols] = _pair_sq_distances(data[ids[rows, cols]], q[rows])
         exact.sort(axis=1)
         radii[start : start + block] = np.sqrt(exact[np.arange(len(q)), rank - below])
     return radii
@@ -213,7 +225,7 @@ def _ball_blocks(
     k = min(k0, n)
     q_norm2 = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
     max_norm2 = float(np.einsum("ij,ij->i", data, data, dtype=np.float64).max())
-    rounding = max(_ROUNDING, 2 * data.shape[1] * float(np.finfo(np.float32).eps))
+    rounding = _rounding(data.shape[1])
     while len(pending):
         still: list[np.ndarray] = []
         block = max(1, _pairs_per_block(data.shape[1]) // k)
@@ -254,11 +266,7 @@ def _inside(
     yield q_ids[qi], ids[qi, col]
     qi, col = np.nonzero(unsure)
     if len(qi):
-        diff = data[ids[qi, col]].astype(np.float64) - queries[q_ids[qi]].astype(np.float64)
-        np.square(diff, out=diff)
-        # The same row-wise sum and sqrt as exact_sq_distances / knn_radii: a point exactly on
-        # a ball's boundary compares equal to the radius.
-        keep = np.sqrt(diff.sum(axis=-1)) < radii[qi]
+        keep = np.sqrt(_pair_sq_distances(data[ids[qi, col]], queries[q_ids[qi]])) < radii[qi]
         yield q_ids[qi[keep]], ids[qi[keep], col[keep]]
 
 
