@@ -173,6 +173,14 @@ def run_clients(
     return time.perf_counter() - start
 
 
+def scenario(
+    base: str, n: int, clients: int, limit: float, tally: Tally, path: str, body: Callable[[], dict]
+) -> float:
+    """`n` POSTs of `body()` to `path` from `clients` threads, bounded by `limit` seconds."""
+    end = time.monotonic() + limit
+    return run_clients(base, n, clients, end, lambda h: call(h, tally, "POST", path, body(), end))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference-docs", type=int, default=400)
@@ -258,14 +266,10 @@ def bench(server, base, reference, audit_body, what_if_body, plan, candidates, a
     # 1. what-ifs alone
     tally = Tally()
     with watch:
-        end = time.monotonic() + args.time_limit
-        elapsed = run_clients(
-            base,
-            args.what_ifs,
-            args.what_if_clients,
-            end,
-            lambda h: call(h, tally, "POST", "/v1/forecasts/what-if", what_if_body, end),
-        )
+        elapsed = scenario(
+            base, args.what_ifs, args.what_if_clients, args.time_limit, tally,
+            "/v1/forecasts/what-if", lambda: what_if_body,
+        )  # fmt: skip
     rows.append(
         tally.row(f"what-if alone, {args.what_if_clients} clients", elapsed, watch.peak_mib)
     )
@@ -286,14 +290,10 @@ def bench(server, base, reference, audit_body, what_if_body, plan, candidates, a
     tally = Tally()
     counter = iter(range(10**9))
     with watch:
-        end = time.monotonic() + args.time_limit
-        elapsed = run_clients(
-            base,
-            args.audits,
-            args.audit_clients,
-            end,
-            lambda h: call(h, tally, "POST", "/v1/audits", audit_body(next(counter)), end),
-        )
+        elapsed = scenario(
+            base, args.audits, args.audit_clients, args.time_limit, tally,
+            "/v1/audits", lambda: audit_body(next(counter)),
+        )  # fmt: skip
     rows.append(tally.row(f"audits alone, {args.audit_clients} clients", elapsed, watch.peak_mib))
     audit_direct = in_process_audit(tmp, candidates[0], plan)
     ratios.append(
@@ -306,26 +306,16 @@ def bench(server, base, reference, audit_body, what_if_body, plan, candidates, a
     # 3. both at once
     audits, forecasts = Tally(), Tally()
     counter = iter(range(10**9))
-    with watch:
-        end = time.monotonic() + args.time_limit
-        with ThreadPoolExecutor(2) as both:
-            fa = both.submit(
-                run_clients,
-                base,
-                args.audits,
-                args.audit_clients,
-                end,
-                lambda h: call(h, audits, "POST", "/v1/audits", audit_body(next(counter)), end),
-            )
-            fw = both.submit(
-                run_clients,
-                base,
-                args.what_ifs,
-                args.what_if_clients,
-                end,
-                lambda h: call(h, forecasts, "POST", "/v1/forecasts/what-if", what_if_body, end),
-            )
-            elapsed_a, elapsed_w = fa.result(), fw.result()
+    with watch, ThreadPoolExecutor(2) as both:
+        fa = both.submit(
+            scenario, base, args.audits, args.audit_clients, args.time_limit, audits,
+            "/v1/audits", lambda: audit_body(next(counter)),
+        )  # fmt: skip
+        fw = both.submit(
+            scenario, base, args.what_ifs, args.what_if_clients, args.time_limit, forecasts,
+            "/v1/forecasts/what-if", lambda: what_if_body,
+        )  # fmt: skip
+        elapsed_a, elapsed_w = fa.result(), fw.result()
     rows.append(audits.row("mixed: audits", elapsed_a, watch.peak_mib))
     rows.append(forecasts.row("mixed: what-ifs", elapsed_w, watch.peak_mib))
     return rows, ratios
