@@ -4,9 +4,12 @@ The candidate is modelled as  (1 - o) * [(1 - a') * human + a' * synthetic]  +  
 
 - `o`, the out-of-domain share, comes from the embedding space: the share of candidate documents
   outside every reference point's k-NN ball, against the same share for held-out reference
-  documents (which are human and in-domain by construction). On real text another genre falls
-  outside (Usenet vs BBC: 3% inside) while SmolLM2 continuations of BBC stories stay inside as
-  often as held-out BBC stories do (64% vs 63%), so generation and domain shift separate here.
+  documents (which are human and in-domain by construction). In labelled mode the synthetic
+  examples' balls belong to the domain too (`domain`): text from a collapsed model can lie off
+  every human document's ball and still be exactly the text the caller fears. On real text
+  another genre falls outside (Usenet vs BBC: 3% inside) while SmolLM2 continuations of BBC
+  stories stay inside as often as held-out BBC stories do (64% vs 63%), so generation and domain
+  shift separate here.
 - `a'`, the synthetic share of the in-domain documents, is a quantification problem: a classifier
   of reference text vs synthetic examples scores the in-domain documents, and the quantifier
   chosen on held-out labelled mixes (CC, ACC, PCC, PACC, EMQ, BBE; see `quantify`) corrects the
@@ -41,22 +44,28 @@ from detectors.errors import InsufficientDataError, InvalidInputError, NotFitted
 from detectors.index import as_matrix, build_index, knn, knn_radii
 from detectors.results import Estimate, SyntheticReport
 from detectors.synthetic import quantify
+from detectors.synthetic.domain import ExampleBalls
 from detectors.synthetic.features import FAMILIES, DocumentFeatures, check_families, truncate_like
 
 OOD_FLAG = 0.5  # above this out-of-domain share the candidate is flagged out-of-domain
 MIN_IN_DOMAIN = 10  # in-domain documents needed to quantify the synthetic share among them
-# Synthetic examples farther from the reference than this quantile of held-out reference documents
-# nearest-neighbour distances are of another domain and are not used (`_in_domain_examples`).
-# Generic examples (reference-only mode) come from several domains, so the cut is tighter: on
+# Generic examples (reference-only mode) farther from the reference than this quantile of held-out
+# reference documents' nearest-neighbour distances are of another domain and are not used
+# (`_in_domain_examples`). They come from several domains, so the cut is tight: on
 # benchmarks/estimation.py 0.9 took the bias from -0.056 (at 0.99) to -0.034 and interval coverage
-# from 70% to 89%, while 0.75 starved the classifier. A caller's own examples only lose outliers.
-EXAMPLE_QUANTILE = {"labelled": 0.99, "reference-only": 0.9}
+# from 70% to 89%, while 0.75 starved the classifier. A caller's own examples (labelled mode) are
+# never dropped: they define the domain beside the reference (`domain.ExampleBalls`).
+EXAMPLE_QUANTILE = 0.9
+# Where a document lies: in a reference ball, else in a synthetic example's ball, else neither.
+IN_REFERENCE, IN_EXAMPLES, ELSEWHERE = 0, 1, 2
 HOLDOUT_EMBEDDED = 400  # held-out documents re-embedded at the examples' lengths (a rate: enough)
 
 
 class SyntheticFractionEstimator:
     """`fit(reference_texts, reference_vectors[, synthetic_texts, synthetic_vectors])`, then
     `estimate(texts, vectors)` -> `SyntheticReport`."""
+
+    example_balls_: ExampleBalls | None  # labelled mode: the examples' balls join the domain
 
     def __init__(
         self,
@@ -154,14 +163,25 @@ class SyntheticFractionEstimator:
             )
             if len(synthetic_vectors) != len(syn_texts):
                 raise InvalidInputError("pass one vector per synthetic example, in order")
-            syn_texts, synthetic_vectors = self._in_domain_examples(syn_texts, synthetic_vectors)
+            if self.mode_ == "reference-only":
+                syn_texts, synthetic_vectors = self._in_domain_examples(
+                    syn_texts, synthetic_vectors
+                )
+            elif len(synthetic_vectors) > self.k:
+                self.example_balls_ = ExampleBalls(
+                    synthetic_vectors, self.k, max_radius=float(np.median(self.radii_))
+                )
+                self.holdout_region_ = self.region(self.holdout_vectors_)
         self.n_examples_ = len(syn_texts)
-        if self.length_matched_inside_ is not None:
-            self.synthetic_inside_: np.ndarray | None = self.length_matched_inside_
-        else:
-            self.synthetic_inside_ = (
-                None if synthetic_vectors is None else self.inside(synthetic_vectors)
-            )
+        self.synthetic_region_: np.ndarray | None = self.length_matched_region_
+        if self.synthetic_region_ is None and synthetic_vectors is not None:
+            self.synthetic_region_ = self.region(synthetic_vectors)
+            if self.example_balls_ is not None:
+                # An example is always inside its own ball: judge each as unseen text instead.
+                loo = self.example_balls_.inside_leave_one_out()
+                self.synthetic_region_[self.synthetic_region_ != IN_REFERENCE] = np.where(
+                    loo, IN_EXAMPLES, ELSEWHERE
+                )[self.synthetic_region_ != IN_REFERENCE]
         self._fit_signature(ref_texts, ref_vecs, syn_texts, synthetic_vectors, rng)
         self.n_reference_ = len(ref_texts)
         return self
@@ -188,17 +208,19 @@ class SyntheticFractionEstimator:
         self.index_ = build_index(self.core_, "exact")
         self.radii_ = knn_radii(self.index_, self.core_, self.k)
         holdout = vectors[order[:n_hold]]
-        self.holdout_inside_ = self.inside(holdout)
-        self.length_matched_inside_: np.ndarray | None = None
+        self.example_balls_ = None
+        self.holdout_vectors_ = holdout
+        self.holdout_region_ = self.region(holdout)
+        self.length_matched_region_: np.ndarray | None = None
         if self.embed is not None and self.mode_ == "reference-only":
             ids = order[: min(n_hold, HOLDOUT_EMBEDDED)]
             cut = truncate_like([texts[i] for i in ids], example_lengths, rng)
             holdout = as_matrix(
                 self.embed(cut), name="embedded held-out documents", dim=vectors.shape[1]
             )
-            self.length_matched_inside_ = self.inside(holdout)
+            self.length_matched_region_ = self.region(holdout)
         nn = knn(self.index_, self.core_, holdout, 1)[0]
-        self.domain_radius_ = float(np.quantile(nn, EXAMPLE_QUANTILE[self.mode_]))
+        self.domain_radius_ = float(np.quantile(nn, EXAMPLE_QUANTILE))
         self.examples_dropped_ = 0
 
     def _in_domain_examples(
@@ -222,6 +244,14 @@ class SyntheticFractionEstimator:
         """Whether each vector lies in the k-NN ball of its nearest reference point."""
         dist, ids = knn(self.index_, self.core_, vectors, 1)
         return dist[:, 0] < self.radii_[ids[:, 0]]
+
+    def region(self, vectors: np.ndarray) -> np.ndarray:
+        """IN_REFERENCE, IN_EXAMPLES (labelled mode: in a synthetic example's ball only) or
+        ELSEWHERE, per vector."""
+        out = np.where(self.inside(vectors), IN_REFERENCE, ELSEWHERE)
+        if self.example_balls_ is not None:
+            out[(out == ELSEWHERE) & self.example_balls_.inside(vectors)] = IN_EXAMPLES
+        return out
 
     def _fit_signature(
         self,
@@ -277,27 +307,41 @@ class SyntheticFractionEstimator:
     def _fractions(
         self,
         scores: np.ndarray,
-        inside: np.ndarray,
+        region: np.ndarray,
         pos: np.ndarray,
         neg: np.ndarray,
-        human_in: float,
-        synthetic_in: float,
+        human: np.ndarray,
+        synthetic: np.ndarray,
     ) -> tuple[float, float]:
         """(synthetic share of the whole candidate, out-of-domain share) for one (re)sample.
 
-        Human and synthetic text fall inside the reference's balls at their own rates h and s,
-        so the synthetic share among inside documents, a_in, maps back to the in-domain share
-        a' = a_in h / (a_in h + (1 - a_in) s), and the out-of-domain share is what the inside
-        rate (1 - o) ((1 - a') h + a' s) leaves unexplained.
+        `human` and `synthetic` are the rates (h_R, h_X) and (s_R, s_X) at which each kind of
+        text falls in the reference's balls and (labelled mode) only in the examples' balls. The
+        quantifier gives a_in, the synthetic share among the n_R documents in reference balls, so
+        the candidate holds H = n_R (1 - a_in) / h_R human text and n_R a_in + max(n_X - H h_X, 0)
+        synthetic text in the domain, which is the share S (s_R + s_X) of all its synthetic text;
+        the out-of-domain share is what H and S leave unexplained. Without example balls this is
+        a' = a_in h / (a_in h + (1 - a_in) s) within the inside rate (1 - o)((1 - a') h + a' s).
         """
-        if inside.sum() < MIN_IN_DOMAIN or human_in <= 0:
-            return 0.0, float(np.clip(1 - inside.mean() / max(human_in, 1e-12), 0, 1))
-        a_in = quantify.QUANTIFIERS[self.method_](scores[inside], pos, neg)
-        denom = a_in * human_in + (1 - a_in) * synthetic_in
-        share = a_in * human_in / denom if denom > 0 else a_in
-        expected = (1 - share) * human_in + share * synthetic_in
-        ood = float(np.clip(1 - inside.mean() / expected, 0, 1))
-        return (1 - ood) * share, ood
+        in_ref = region == IN_REFERENCE
+        n_ref, n_ex = float(in_ref.mean()), float(np.mean(region == IN_EXAMPLES))
+        if human[0] <= 0:
+            return 0.0, float(np.clip(1 - (n_ref + n_ex) / max(human.sum(), 1e-12), 0, 1))
+        # Too few documents in the reference's balls to quantify: count them all as human (the
+        # synthetic share is then a lower bound, from the examples' balls alone).
+        a_in = (
+            quantify.QUANTIFIERS[self.method_](scores[in_ref], pos, neg)
+            if in_ref.sum() >= MIN_IN_DOMAIN
+            else 0.0
+        )
+        n_human = n_ref * (1 - a_in) / human[0]
+        found = n_ref * a_in + max(n_ex - n_human * human[1], 0.0)
+        s_in = float(synthetic.sum())
+        n_synthetic = found / s_in if s_in > 0 else found
+        total = n_human + n_synthetic
+        if total > 1:  # more in the domain than expected: nothing is out of it
+            return n_synthetic / total, 0.0
+        return n_synthetic, 1 - total
 
     def estimate(self, texts: Sequence[str], vectors: np.ndarray) -> SyntheticReport:
         self._check_fitted()
@@ -307,28 +351,25 @@ class SyntheticFractionEstimator:
             raise InvalidInputError("pass one candidate vector per candidate document")
         quantify.check_sizes(len(docs), None, len(self.neg_scores_))
         scores = self.scores(docs, vecs if "embedding" in self.features_ else None)
-        inside = self.inside(vecs)
-        pos, neg, hold = self.pos_scores_, self.neg_scores_, self.holdout_inside_
-        syn_in = self.synthetic_inside_
-        point = self._fractions(
-            scores,
-            inside,
-            pos,
-            neg,
-            float(hold.mean()),
-            float(hold.mean() if syn_in is None else syn_in.mean()),
-        )
+        region = self.region(vecs)
+        pos, neg, hold = self.pos_scores_, self.neg_scores_, self.holdout_region_
+        syn = hold if self.synthetic_region_ is None else self.synthetic_region_
+
+        def rates(r: np.ndarray) -> np.ndarray:
+            return np.array([np.mean(r == IN_REFERENCE), np.mean(r == IN_EXAMPLES)])
+
+        point = self._fractions(scores, region, pos, neg, rates(hold), rates(syn))
         rng = np.random.default_rng([self.random_state, 3])
         reps = np.empty((self.n_bootstrap, 2))
         for b in range(self.n_bootstrap):
             rows = rng.integers(len(docs), size=len(docs))
             reps[b] = self._fractions(
                 scores[rows],
-                inside[rows],
+                region[rows],
                 rng.choice(pos, len(pos)),
                 rng.choice(neg, len(neg)),
-                h := float(rng.choice(hold, len(hold)).mean()),
-                h if syn_in is None else float(rng.choice(syn_in, len(syn_in)).mean()),
+                h := rates(rng.choice(hold, len(hold))),
+                h if self.synthetic_region_ is None else rates(rng.choice(syn, len(syn))),
             )
         tail = (1 - self.level) / 2
         low, high = np.quantile(reps, tail, axis=0), np.quantile(reps, 1 - tail, axis=0)
@@ -349,10 +390,12 @@ class SyntheticFractionEstimator:
                 f"{self.examples_dropped_} synthetic examples lie outside the reference's domain "
                 f"and were not used; the signature was learned from {self.n_examples_}"
             )
-        if int(inside.sum()) < MIN_IN_DOMAIN:
+        n_ref = int(np.sum(region == IN_REFERENCE))
+        if n_ref < MIN_IN_DOMAIN:
             notes.append(
-                f"only {int(inside.sum())} documents are inside the reference's domain "
-                f"(need {MIN_IN_DOMAIN}): no synthetic share is estimated among them"
+                f"only {n_ref} documents are inside the reference's balls (need "
+                f"{MIN_IN_DOMAIN}): they are all counted as human, so the synthetic fraction is a "
+                "lower bound"
             )
         mode = self.mode_
         return SyntheticReport(

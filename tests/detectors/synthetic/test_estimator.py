@@ -145,7 +145,7 @@ def test_generic_examples_from_another_domain_are_left_out(corpora):
     # news goes about as often as the 10% of held-out human news the cut leaves out: within
     # three binomial standard errors of it.
     assert mixed.examples_dropped_ - news_dropped > 0.5 * len(wt)
-    cut = 1 - EXAMPLE_QUANTILE["reference-only"]
+    cut = 1 - EXAMPLE_QUANTILE
     assert news_dropped / len(lt) < cut + 3 * np.sqrt(cut * (1 - cut) / len(lt))
     report = mixed.estimate(*corpora["synthetic"])
     assert report.synthetic.high >= 0.95
