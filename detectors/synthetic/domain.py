@@ -1,10 +1,11 @@
 """The k-NN balls of the caller's synthetic examples, as part of the estimator's domain.
 
 In labelled mode the question is "human (like the reference) or generated (like these
-examples)?", so the domain where it can be answered is the union of the reference's balls and the
-examples' balls. Text from a collapsed model can lie far from every human document (repetitive,
-off the human manifold) and yet be exactly what the caller fears: outside the reference's balls it
-would pass for another genre, inside the examples' balls it is counted as what it is.
+examples)?". Text from a collapsed model can lie far from every human document (repetitive, off
+the human manifold) and yet be exactly what the caller fears: outside the reference's balls it
+would pass for another genre. When the examples themselves lie off the reference's balls
+(`estimator.OFF_REFERENCE_Z`), the domain where the question can be answered is the union of the
+reference's balls and the examples' balls, and text inside the latter is counted as what it is.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ def fitted(collapsed):
 
 def test_pure_collapsed_text_is_synthetic_not_out_of_domain(fitted, collapsed):
     """The truth is a = 1 and nothing out of domain: both intervals must hold it."""
+    assert fitted.example_balls_ is not None  # the examples lie off the reference's balls
     report = fitted.estimate(*collapsed["synthetic"])
     assert not report.flagged_out_of_domain
     assert report.synthetic.low <= 1.0 <= report.synthetic.high
