@@ -1,0 +1,111 @@
+"""The candidate as human + synthetic + out-of-domain text, from where its documents lie.
+
+Every document lies in a reference ball (IN_REFERENCE), else (labelled mode, when the examples
+lie off the reference) in a synthetic example's ball (IN_EXAMPLES), else ELSEWHERE. Human and
+synthetic text land in the first two regions at their own rates; the quantifier answers for the
+documents in reference balls; `shares` turns the counts and rates into the two shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+IN_REFERENCE, IN_EXAMPLES, ELSEWHERE = 0, 1, 2
+MIN_IN_DOMAIN = 10  # documents in reference balls needed to quantify the synthetic share there
+
+
+def region_rates(region: np.ndarray) -> np.ndarray:
+    """(share IN_REFERENCE, share IN_EXAMPLES) of a sample of region codes."""
+    return np.array([np.mean(region == IN_REFERENCE), np.mean(region == IN_EXAMPLES)])
+
+
+def scaled_rates(holdout: np.ndarray, kept: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Synthetic rates from examples kept by a distance cut, judged like with like: their rate
+    times (all held-out documents' rate / the rate of the held-out documents the same cut keeps).
+    The cut keeps the examples nearest the reference, which fall inside its balls more often
+    than generated text at large."""
+    h_near = np.mean(holdout[near] == IN_REFERENCE) if near.any() else 0.0
+    scale = np.mean(holdout == IN_REFERENCE) / h_near if h_near > 0 else 1.0
+    return region_rates(kept) * scale
+
+
+def shares(
+    quantify_in_reference: Callable[[np.ndarray], float],
+    region: np.ndarray,
+    human: np.ndarray,
+    synthetic: np.ndarray,
+) -> tuple[float, float]:
+    """(synthetic share of the whole candidate, out-of-domain share).
+
+    `human` and `synthetic` are the rates (h_R, h_X) and (s_R, s_X) at which each kind of text
+    lands IN_REFERENCE and IN_EXAMPLES. `quantify_in_reference(mask)` gives a_in, the synthetic
+    share among the n_R documents in reference balls, so the candidate holds
+    H = n_R (1 - a_in) / h_R human text and n_R a_in + max(n_X - H h_X, 0) synthetic text in the
+    domain, which is the share S (s_R + s_X) of all its synthetic text; the out-of-domain share is
+    what H and S leave unexplained. Without example balls this is a' = a_in h / (a_in h +
+    (1 - a_in) s) within the inside rate (1 - o)((1 - a') h + a' s).
+    """
+    in_ref = region == IN_REFERENCE
+    n_ref, n_ex = float(in_ref.mean()), float(np.mean(region == IN_EXAMPLES))
+    if human[0] <= 0:
+        return 0.0, float(np.clip(1 - (n_ref + n_ex) / max(human.sum(), 1e-12), 0, 1))
+    # Too few documents in the reference's balls to quantify: count them all as human (the
+    # synthetic share is then a lower bound, from the examples' balls alone).
+    a_in = quantify_in_reference(in_ref) if in_ref.sum() >= MIN_IN_DOMAIN else 0.0
+    n_human = n_ref * (1 - a_in) / human[0]
+    found = n_ref * a_in + max(n_ex - n_human * human[1], 0.0)
+    s_in = float(synthetic.sum())
+    n_synthetic = found / s_in if s_in > 0 else found
+    total = n_human + n_synthetic
+    if total > 1:  # more in the domain than expected: nothing is out of it
+        return n_synthetic / total, 0.0
+    return n_synthetic, 1 - total
+
+
+def bootstrap_shares(
+    quantifier: Callable[[np.ndarray, np.ndarray, np.ndarray], float],
+    scores: np.ndarray,
+    region: np.ndarray,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    holdout: np.ndarray,
+    synthetic: np.ndarray | None,
+    near: np.ndarray | None,
+    *,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> tuple[tuple[float, float], np.ndarray]:
+    """`shares` for the candidate and for `n_bootstrap` percentile-bootstrap replicates [n, 2].
+
+    Each replicate resamples the candidate, the labelled out-of-fold scores (`pos`, `neg`), the
+    held-out reference documents' regions and the synthetic examples' regions (None: synthetic
+    text lands as human text does); `near` marks the held-out documents a distance cut keeps
+    (`scaled_rates`), None when no cut applied.
+    """
+
+    def one(
+        rows: np.ndarray, p: np.ndarray, n: np.ndarray, h: np.ndarray, s: np.ndarray
+    ) -> tuple[float, float]:
+        return shares(lambda in_ref: quantifier(scores[rows][in_ref], p, n), region[rows], h, s)
+
+    def synthetic_rates(hold: np.ndarray, syn: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+        return region_rates(syn) if keep is None else scaled_rates(hold, syn, keep)
+
+    everyone = np.arange(len(region))
+    syn = holdout if synthetic is None else synthetic
+    point = one(everyone, pos, neg, region_rates(holdout), synthetic_rates(holdout, syn, near))
+    reps = np.empty((n_bootstrap, 2))
+    for b in range(n_bootstrap):
+        rows = rng.integers(len(region), size=len(region))
+        pos_b, neg_b = rng.choice(pos, len(pos)), rng.choice(neg, len(neg))
+        if near is None:
+            h = region_rates(rng.choice(holdout, len(holdout)))
+            s_b = h if synthetic is None else region_rates(rng.choice(syn, len(syn)))
+        else:
+            hold_rows = rng.integers(len(holdout), size=len(holdout))
+            h = region_rates(holdout[hold_rows])
+            s_b = synthetic_rates(holdout[hold_rows], rng.choice(syn, len(syn)), near[hold_rows])
+        reps[b] = one(rows, pos_b, neg_b, h, s_b)
+    return point, reps
