@@ -112,8 +112,8 @@ def main() -> None:
         "--passages",
         type=int,
         default=0,
-        help=f"add the first N rows of {PASSAGES.relative_to(PASSAGES.parents[2])} (still being "
-        "generated) to the machine text; 0 (default) = the bundled continuations only",
+        help=f"add the first N rows of {PASSAGES.relative_to(PASSAGES.parents[2])} (4,088 "
+        "rows) to the machine text; 0 (default) = the bundled continuations only",
     )
     parser.add_argument(
         "--human",
