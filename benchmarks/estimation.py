@@ -202,9 +202,9 @@ def main() -> None:
     print()
     print("| method | candidate size | MAE | bias | 90% interval coverage |")
     print("|---|---|---|---|---|")
-    for (name, size), rows in errors.items():
-        err = np.array([e for e, _ in rows])
-        hits = [h for _, h in rows if h is not None]
+    for (name, size), results in errors.items():
+        err = np.array([e for e, _ in results])
+        hits = [h for _, h in results if h is not None]
         cover = f"{np.mean(hits):.0%}" if hits else "n/a (points only)"
         print(f"| {name} | {size:,} | {np.abs(err).mean():.3f} | {err.mean():+.3f} | {cover} |")
 
@@ -223,19 +223,19 @@ def main() -> None:
             hs = draw.choice(len(lee), len(lee) - n_s, replace=False)
             ss = draw.choice(len(pool_s), n_s, replace=False)
             texts = [lee[i] for i in hs] + [pool_s[i] for i in ss]
-            r = est.estimate(texts, np.vstack([lee_v[hs], pool_sv[ss]]))
-            s = r.synthetic
+            report = est.estimate(texts, np.vstack([lee_v[hs], pool_sv[ss]]))
+            s = report.synthetic
             print(
                 f"| {name} | {a} | {s.point:.3f} [{s.low:.3f}, {s.high:.3f}] "
-                f"| {r.out_of_domain.point:.2f} | {r.flagged_out_of_domain} "
+                f"| {report.out_of_domain.point:.2f} | {report.flagged_out_of_domain} "
                 f"| {'YES' if s.low > a + 0.15 else 'no'} |"
             )
-        r = est.estimate(usenet, use_v)
-        s = r.synthetic
+        report = est.estimate(usenet, use_v)
+        s = report.synthetic
         print(
             f"| {name}, Usenet posts (out of genre) | 0.0 | {s.point:.3f} "
-            f"[{s.low:.3f}, {s.high:.3f}] | {r.out_of_domain.point:.2f} "
-            f"| {r.flagged_out_of_domain} | {'YES' if s.low > 0.15 else 'no'} |"
+            f"[{s.low:.3f}, {s.high:.3f}] | {report.out_of_domain.point:.2f} "
+            f"| {report.flagged_out_of_domain} | {'YES' if s.low > 0.15 else 'no'} |"
         )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
