@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -63,7 +65,7 @@ def test_chains_fix_on_a_state_with_its_original_probability():
 
 def test_keep_real_keeps_the_support():
     p = zipf_probabilities(100)
-    common = {"generations": 40, "samples": 300, "random_state": 4}
+    common: dict[str, Any] = {"generations": 40, "samples": 300, "random_state": 4}
     rep = run_generations(CategoricalModel(probabilities=p, n_chains=400), **common)
     keep = run_generations(
         CategoricalModel(probabilities=p, n_chains=400), policy="keep-real", beta=0.1, **common

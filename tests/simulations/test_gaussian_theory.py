@@ -8,6 +8,8 @@ implementation fails with probability below 1e-3 per test (and never, with the f
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -125,7 +127,7 @@ def test_accumulating_data_keeps_the_mean_drift_bounded():
 
 def test_keep_real_fresh_data_limits_the_drift():
     chains, samples, generations = 2000, 100, 40
-    common = {"generations": generations, "samples": samples, "random_state": 5}
+    common: dict[str, Any] = {"generations": generations, "samples": samples, "random_state": 5}
     rep = run_generations(GaussianModel(n_chains=chains), **common)
     keep = run_generations(GaussianModel(n_chains=chains), policy="keep-real", beta=0.1, **common)
     a, b = rep.metrics["w2_squared"][-1], keep.metrics["w2_squared"][-1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.stats import t as student_t
 
@@ -10,7 +12,7 @@ from simulations.models.gmm import MixtureModel
 
 
 def test_fit_to_the_original_degrades_under_replace_and_holds_under_accumulate():
-    common = {"seeds": 8, "generations": 30, "samples": 1000, "random_state": 0}
+    common: dict[str, Any] = {"seeds": 8, "generations": 30, "samples": 1000, "random_state": 0}
     rep = run_seeds(MixtureModel, **common).metrics["heldout_loglik"]
     acc = run_seeds(MixtureModel, policy="accumulate", **common).metrics["heldout_loglik"]
     drop_rep = rep[0] - rep[-1]  # per seed: how much held-out log-likelihood was lost
