@@ -18,6 +18,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,8 @@ def main() -> None:
     texts = [d.text for d in bbc_news()][: args.docs]
     embedder = Embedder(batch_size=args.batch_size)
     tokenizer = embedder.tokenizer
-    transformer = embedder._model[0].auto_model  # the bare HF model under sentence-transformers
+    # The bare HF model under sentence-transformers (typed as Module | Tensor by torch's stubs).
+    transformer: Any = embedder._model[0].auto_model
     max_len = embedder.max_tokens
 
     def batches() -> list[list[str]]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from detectors.corpora import bbc_news
-from simulations.lm import run_lm_collapse
+from simulations.lm import LanguageModel, run_lm_collapse
 from simulations.models.ngram import KneserNeyLM
 from simulations.models.torch_lm import GRULanguageModel
 from simulations.text import prepare_corpus
@@ -48,7 +49,7 @@ def main() -> None:
         "| median train-block ppl under gen 0 (gen 0 -> last) | time (s) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    runs = [
+    runs: list[tuple[str, Callable[[], LanguageModel], int, int]] = [
         ("KN trigram", lambda: KneserNeyLM(vocab_size=V, order=3), args.generations, args.seeds)
     ]
     runs.append(

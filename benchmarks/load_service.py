@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -43,7 +44,7 @@ from simulations.forecast import Plan, what_if
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "load-benchmark-key"
-WHAT_IF = {"synthetic_fraction": 0.3, "tail_coverage": 0.7}
+WHAT_IF: dict[str, Any] = {"synthetic_fraction": 0.3, "tail_coverage": 0.7}
 
 
 @dataclass
@@ -238,7 +239,7 @@ def main() -> None:
         print(line)
 
 
-def bench(server, base, reference, audit_body, what_if_body, plan, candidates, args, tmp):  # type: ignore[no-untyped-def]
+def bench(server, base, reference, audit_body, what_if_body, plan, candidates, args, tmp):
     with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=900) as http:
         deadline = time.monotonic() + 240
         while True:
