@@ -161,6 +161,10 @@ def test_audit_with_the_ray_engine_equals_local(ray_local, bbc_docs, tmp_path, m
         monkeypatch.setattr(synthetic, "_fitted", OrderedDict())
         backend = LocalBackend(engine=engine)
         calls: list[tuple[int, int]] = []
+
+        def record(done: int, total: int, calls: list[tuple[int, int]] = calls) -> None:
+            calls.append((done, total))
+
         try:
             if engine == "local":
                 backend.build_reference("bbc", reference, progress=lambda done, total: None)
@@ -169,7 +173,7 @@ def test_audit_with_the_ray_engine_equals_local(ray_local, bbc_docs, tmp_path, m
                 candidate,
                 policy=None,
                 plan=plan,
-                progress=lambda done, total, record=calls.append: record((done, total)),
+                progress=record,
                 keep_vectors=False,
             )
         finally:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import cast
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.api.deps import get_embedder, hash_key
@@ -224,7 +226,9 @@ def test_full_pool_answers_429_with_retry_after(tmp_path, embed_cached, texts):
             ("forecast_pool", "/v1/forecasts/what-if", what_if),
         ):
             release = threading.Event()
-            busy = getattr(c.app.state, lane).submit(release.wait, 30)  # the only slot
+            busy = getattr(cast(FastAPI, c.app).state, lane).submit(
+                release.wait, 30
+            )  # the only slot
             try:
                 r = c.post(busy_path, json=body)
                 assert r.status_code == 429, (lane, r.text)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 
-from detectors.embedding import EmbeddingResult
+from detectors.embedding import Embedder, EmbeddingResult
 from detectors.errors import EmptyCorpusError
 from service.audit import build_reference, execute_audit, run_audit
 from service.policy import Policy
@@ -51,7 +53,7 @@ def corpus(bbc_docs):
 def audit_env(tmp_path_factory, corpus, embed_cached):
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), audit_size=300)
     store = Store(settings)
-    embedder = CachedEmbedder(embed_cached)
+    embedder = cast(Embedder, CachedEmbedder(embed_cached))  # duck-typed: embed, model_name
     info = build_reference(store, "bbc", corpus[0], embedder=embedder, settings=settings)
     yield settings, store, embedder, info
     store.close()
@@ -61,7 +63,7 @@ def test_reference_is_stored_and_survives_a_restart(audit_env, corpus):
     settings, store, _, info = audit_env
     assert info.size == 700 and info.n_holdout == 140 and info.model == "all-MiniLM-L6-v2"
     with pytest.raises(ConflictError, match="exists"):
-        store.create_reference("bbc", ["x"], np.zeros((1, 384), np.float32), None)  # type: ignore[arg-type]
+        store.create_reference("bbc", ["x"], np.zeros((1, 384), np.float32), None)
     reopened = Store(settings)
     try:
         assert [r.name for r in reopened.list_references()] == ["bbc"]
@@ -151,7 +153,7 @@ def synthetic_env(tmp_path_factory, corpus, embed_cached):
         data_dir=tmp_path_factory.mktemp("data"), audit_size=300, synthetic_examples=examples
     )
     store = Store(settings)
-    embedder = CachedEmbedder(embed_cached)
+    embedder = cast(Embedder, CachedEmbedder(embed_cached))  # duck-typed: embed, model_name
     build_reference(store, "bbc", corpus[0], embedder=embedder, settings=settings)
     yield settings, store, embedder, [r["text"] for r in rows[800:]]
     store.close()
