@@ -33,7 +33,7 @@ from detectors.embedding import Embedder
 from detectors.synthetic import SyntheticFractionEstimator
 from simulations.lm import run_lm_collapse
 from simulations.models.ngram import KneserNeyLM
-from simulations.text import EOD, prepare_corpus, to_blocks, tokenize
+from simulations.text import encode_blocks, prepare_corpus, tokenize
 
 N_TRAIN_EXAMPLES, N_TEST, N_REFERENCE = 250, 200, 2000
 # One feature family at a time: which signal makes later generations easier to tell apart.
@@ -65,15 +65,14 @@ def main() -> None:
     )
     rng = np.random.default_rng(1)
 
-    def blocks_of(texts: list[str]) -> np.ndarray:
-        return to_blocks(vocab.encode([t for d in texts for t in (*tokenize(d), EOD)]), 64)
-
     def decode(blocks: np.ndarray) -> list[str]:
         return [vocab.decode(b) for b in blocks]
 
-    human_blocks = blocks_of(set_b)
+    human_blocks, test_blocks = (
+        encode_blocks(vocab, [tokenize(d) for d in part], 64) for part in (set_b, set_c)
+    )
     human = decode(human_blocks[rng.permutation(len(human_blocks))[:N_REFERENCE]])
-    heldout = decode(blocks_of(set_c)[rng.permutation(len(blocks_of(set_c)))[:N_TEST]])
+    heldout = decode(test_blocks[rng.permutation(len(test_blocks))[:N_TEST]])
     embedder = Embedder()
     ref_v = embedder.embed(human).vectors
     held_v = embedder.embed(heldout).vectors
@@ -99,7 +98,8 @@ def main() -> None:
         scores = est.scores(heldout + gt, np.vstack([held_v, gv]))
         return float(roc_auc_score(np.r_[np.zeros(len(heldout)), np.ones(len(gt))], scores))
 
-    def row(est: SyntheticFractionEstimator, g: int) -> str:
+    def row(est: SyntheticFractionEstimator, g: int) -> tuple[str, str]:
+        """(AUROC, "30% mix | pure") cells for one detector on generation g."""
         gt, gv = texts[g][N_TRAIN_EXAMPLES:], vectors[g][N_TRAIN_EXAMPLES:]
         n_mix = round(0.3 * N_TEST)
         mix = est.estimate(
@@ -107,8 +107,8 @@ def main() -> None:
             np.vstack([held_v[: N_TEST - n_mix], gv[:n_mix]]),
         ).synthetic
         pure = est.estimate(gt, gv).synthetic
-        return (
-            f"{auroc(est, g):.3f} | {mix.point:.2f} [{mix.low:.2f}, {mix.high:.2f}] "
+        return f"{auroc(est, g):.3f}", (
+            f"{mix.point:.2f} [{mix.low:.2f}, {mix.high:.2f}] "
             f"| {pure.point:.2f} [{pure.low:.2f}, {pure.high:.2f}]"
         )
 
@@ -122,10 +122,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for g in range(1, args.generations + 1):
-        own = first if g == 1 else fit(g)
+        transfer = row(first, g)
+        own_auroc, own_rest = transfer if g == 1 else row(fit(g), g)  # generation 1: the same
         alone = " | ".join(f"{auroc(fit(g, (f,)), g):.3f}" for f in FAMILIES)
-        all_auroc, own_rest = row(own, g).split(" | ", 1)
-        print(f"| {g} | {all_auroc} | {alone} | {own_rest} | {row(first, g)} |", flush=True)
+        print(f"| {g} | {own_auroc} | {alone} | {own_rest} | {' | '.join(transfer)} |", flush=True)
 
 
 if __name__ == "__main__":

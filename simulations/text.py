@@ -63,6 +63,15 @@ def to_blocks(ids: np.ndarray, block_size: int) -> np.ndarray:
     return ids[: n * block_size].reshape(n, block_size)
 
 
+def encode_blocks(
+    vocabulary: Vocabulary, documents: Sequence[Sequence[str]], block_size: int
+) -> np.ndarray:
+    """Tokenized documents joined by </d>, encoded over `vocabulary`, cut into blocks."""
+    return to_blocks(
+        vocabulary.encode([tok for doc in documents for tok in (*doc, EOD)]), block_size
+    )
+
+
 @dataclass(frozen=True)
 class TextCorpus:
     """A real corpus split by document into training and held-out blocks of one vocabulary."""
@@ -101,13 +110,8 @@ def prepare_corpus(
     held, train = [docs[i] for i in order[:n_held]], [docs[i] for i in order[n_held:]]
     vocab = Vocabulary.build(train, min_count=min_count, max_size=max_vocabulary)
 
-    def stream(part: list[list[str]]) -> np.ndarray:
-        return vocab.encode([tok for doc in part for tok in (*doc, EOD)])
-
-    train_blocks, held_blocks = (
-        to_blocks(stream(train), block_size),
-        to_blocks(stream(held), block_size),
-    )
+    train_blocks = encode_blocks(vocab, train, block_size)
+    held_blocks = encode_blocks(vocab, held, block_size)
     if len(train_blocks) < 2 or len(held_blocks) < 1:
         raise InsufficientDataError(
             f"the corpus gives {len(train_blocks)} training and {len(held_blocks)} held-out "

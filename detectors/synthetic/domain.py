@@ -1,4 +1,4 @@
-"""The k-NN balls of the caller's synthetic examples, as part of the estimator's domain.
+"""k-NN balls: the reference's, and the caller's synthetic examples' as part of the domain.
 
 In labelled mode the question is "human (like the reference) or generated (like these
 examples)?". Text from a collapsed model can lie far from every human document (repetitive, off
@@ -15,22 +15,30 @@ import numpy as np
 from detectors.index import build_index, knn, knn_radii
 
 
-class ExampleBalls:
-    """Each example's ball has the radius of its k-th nearest other example (prdc's rule), but
-    never wider than the median reference ball: a few hundred examples spread over the
-    reference's domain would otherwise get balls wide enough to swallow another genre (Usenet
-    posts fell inside SmolLM2 examples' balls at half the rate of generated news), while text
-    from a collapsed model sits in tight clusters that the cap does not touch."""
+class Balls:
+    """k-NN balls over a set of vectors: each ball has the radius of its point's k-th nearest
+    other point (prdc's rule), optionally capped. The estimator keeps one over the reference and,
+    in labelled mode, one over the examples.
 
-    def __init__(self, vectors: np.ndarray, k: int, *, max_radius: float) -> None:
+    The examples' balls are never wider than the median reference ball: a few hundred examples
+    spread over the reference's domain would otherwise get balls wide enough to swallow another
+    genre (Usenet posts fell inside SmolLM2 examples' balls at half the rate of generated news),
+    while text from a collapsed model sits in tight clusters that the cap does not touch."""
+
+    def __init__(self, vectors: np.ndarray, k: int, *, max_radius: float = np.inf) -> None:
         self.vectors = vectors
         self.index = build_index(vectors, "exact")
         self.radii = np.minimum(knn_radii(self.index, vectors, k), max_radius)
 
-    def inside(self, vectors: np.ndarray) -> np.ndarray:
-        """Whether each vector lies in the ball of its nearest example."""
+    def nearest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distance to, and id of, each vector's nearest point."""
         dist, ids = knn(self.index, self.vectors, vectors, 1)
-        return dist[:, 0] < self.radii[ids[:, 0]]
+        return dist[:, 0], ids[:, 0]
+
+    def inside(self, vectors: np.ndarray) -> np.ndarray:
+        """Whether each vector lies in the ball of its nearest point."""
+        dist, ids = self.nearest(vectors)
+        return dist < self.radii[ids]
 
     def inside_leave_one_out(self) -> np.ndarray:
         """The same for the examples themselves, each judged as unseen text of their kind: not

@@ -41,10 +41,10 @@ from sklearn.preprocessing import StandardScaler
 
 from detectors.embedding import validate_texts
 from detectors.errors import InsufficientDataError, InvalidInputError, NotFittedError
-from detectors.index import as_matrix, build_index, knn, knn_radii
+from detectors.index import as_matrix
 from detectors.results import Estimate, SyntheticReport
 from detectors.synthetic import quantify
-from detectors.synthetic.domain import ExampleBalls
+from detectors.synthetic.domain import Balls
 from detectors.synthetic.features import FAMILIES, DocumentFeatures, check_families, truncate_like
 from detectors.synthetic.mixture import (
     ELSEWHERE,
@@ -75,7 +75,7 @@ class SyntheticFractionEstimator:
     """`fit(reference_texts, reference_vectors[, synthetic_texts, synthetic_vectors])`, then
     `estimate(texts, vectors)` -> `SyntheticReport`."""
 
-    example_balls_: ExampleBalls | None  # labelled mode: the examples' balls join the domain
+    example_balls_: Balls | None  # labelled mode: the examples' balls join the domain
 
     def __init__(
         self,
@@ -174,8 +174,8 @@ class SyntheticFractionEstimator:
             if len(synthetic_vectors) != len(syn_texts):
                 raise InvalidInputError("pass one vector per synthetic example, in order")
             if self.mode_ == "labelled" and self._off_reference(synthetic_vectors):
-                self.example_balls_ = ExampleBalls(
-                    synthetic_vectors, self.k, max_radius=float(np.median(self.radii_))
+                self.example_balls_ = Balls(
+                    synthetic_vectors, self.k, max_radius=float(np.median(self.reference_.radii))
                 )
                 self.holdout_region_ = self.region(self.holdout_vectors_)
             else:
@@ -190,7 +190,7 @@ class SyntheticFractionEstimator:
         # examples 0.72 against unseen generated text's 0.65; bias -0.078 without this).
         self.holdout_near_: np.ndarray | None = None
         if self.examples_dropped_ and self.synthetic_region_ is None:
-            nn = knn(self.index_, self.core_, self.holdout_vectors_, 1)[0][:, 0]
+            nn = self.reference_.nearest(self.holdout_vectors_)[0]
             self.holdout_near_ = nn <= self.domain_radius_
         if self.synthetic_region_ is None and synthetic_vectors is not None:
             self.synthetic_region_ = self.region(synthetic_vectors)
@@ -222,9 +222,7 @@ class SyntheticFractionEstimator:
         other domains.
         """
         order = rng.permutation(len(vectors))
-        self.core_ = vectors[order[n_hold:]]
-        self.index_ = build_index(self.core_, "exact")
-        self.radii_ = knn_radii(self.index_, self.core_, self.k)
+        self.reference_ = Balls(vectors[order[n_hold:]], self.k)
         holdout = vectors[order[:n_hold]]
         self.example_balls_ = None
         self.holdout_vectors_ = holdout
@@ -237,7 +235,7 @@ class SyntheticFractionEstimator:
                 self.embed(cut), name="embedded held-out documents", dim=vectors.shape[1]
             )
             self.length_matched_region_ = self.region(holdout)
-        nn = knn(self.index_, self.core_, holdout, 1)[0]
+        nn = self.reference_.nearest(holdout)[0]
         self.domain_radius_ = float(np.quantile(nn, EXAMPLE_QUANTILE[self.mode_]))
         self.examples_dropped_ = 0
 
@@ -262,7 +260,7 @@ class SyntheticFractionEstimator:
         would pass for generated text's. With too few near examples all are kept (and a note says
         so at estimate time).
         """
-        near = knn(self.index_, self.core_, vectors, 1)[0][:, 0] <= self.domain_radius_
+        near = self.reference_.nearest(vectors)[0] <= self.domain_radius_
         self.examples_dropped_ = int((~near).sum()) if near.sum() >= quantify.MIN_LABELLED else 0
         if self.examples_dropped_ == 0:
             return texts, vectors
@@ -270,8 +268,7 @@ class SyntheticFractionEstimator:
 
     def inside(self, vectors: np.ndarray) -> np.ndarray:
         """Whether each vector lies in the k-NN ball of its nearest reference point."""
-        dist, ids = knn(self.index_, self.core_, vectors, 1)
-        return dist[:, 0] < self.radii_[ids[:, 0]]
+        return self.reference_.inside(vectors)
 
     def region(self, vectors: np.ndarray) -> np.ndarray:
         """IN_REFERENCE, IN_EXAMPLES (labelled mode: in a synthetic example's ball only) or
@@ -335,7 +332,7 @@ class SyntheticFractionEstimator:
     def estimate(self, texts: Sequence[str], vectors: np.ndarray) -> SyntheticReport:
         self._check_fitted()
         docs = validate_texts(texts)
-        vecs = as_matrix(vectors, name="candidate vectors", dim=self.core_.shape[1])
+        vecs = as_matrix(vectors, name="candidate vectors", dim=self.reference_.vectors.shape[1])
         if len(vecs) != len(docs):
             raise InvalidInputError("pass one candidate vector per candidate document")
         quantify.check_sizes(len(docs), None, len(self.neg_scores_))

@@ -93,19 +93,19 @@ def bootstrap_shares(
     def synthetic_rates(hold: np.ndarray, syn: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
         return region_rates(syn) if keep is None else scaled_rates(hold, syn, keep)
 
-    everyone = np.arange(len(region))
     syn = holdout if synthetic is None else synthetic
+    everyone = np.arange(len(region))
     point = one(everyone, pos, neg, region_rates(holdout), synthetic_rates(holdout, syn, near))
     reps = np.empty((n_bootstrap, 2))
     for b in range(n_bootstrap):
         rows = rng.integers(len(region), size=len(region))
         pos_b, neg_b = rng.choice(pos, len(pos)), rng.choice(neg, len(neg))
-        if near is None:
-            h = region_rates(rng.choice(holdout, len(holdout)))
-            s_b = h if synthetic is None else region_rates(rng.choice(syn, len(syn)))
+        hold_rows = rng.integers(len(holdout), size=len(holdout))  # the draws rng.choice makes
+        h = region_rates(holdout[hold_rows])
+        if synthetic is None:  # synthetic text lands as this very resample of human text does
+            s_b = h
         else:
-            hold_rows = rng.integers(len(holdout), size=len(holdout))
-            h = region_rates(holdout[hold_rows])
-            s_b = synthetic_rates(holdout[hold_rows], rng.choice(syn, len(syn)), near[hold_rows])
+            keep = None if near is None else near[hold_rows]
+            s_b = synthetic_rates(holdout[hold_rows], rng.choice(syn, len(syn)), keep)
         reps[b] = one(rows, pos_b, neg_b, h, s_b)
     return point, reps

@@ -17,7 +17,7 @@ import pytest
 from detectors.synthetic import SyntheticFractionEstimator
 from simulations.lm import run_lm_collapse
 from simulations.models.ngram import KneserNeyLM
-from simulations.text import EOD, prepare_corpus, to_blocks, tokenize
+from simulations.text import encode_blocks, prepare_corpus, tokenize
 
 pytestmark = pytest.mark.slow
 GENERATION, N_REF, N_LAB, N_TEST = 6, 600, 250, 200
@@ -38,7 +38,7 @@ def collapsed(bbc_docs, embed_cached):
         random_state=0,
     )
     other = [docs[i] for i in order[150:600]]
-    human = to_blocks(vocab.encode([t for d in other for t in (*tokenize(d), EOD)]), 64)
+    human = encode_blocks(vocab, [tokenize(d) for d in other], 64)
     rng = np.random.default_rng(1)
     human = human[rng.permutation(len(human))[: N_REF + N_TEST]]
     generated = per_gen[GENERATION][rng.permutation(len(per_gen[GENERATION]))[: N_LAB + N_TEST]]
