@@ -33,8 +33,10 @@ from detectors.embedding import (
     Embedder,
     EmbeddingResult,
     LongDocuments,
+    Precision,
     ProgressCallback,
     resolve_model_path,
+    resolve_precision,
     validate_texts,
 )
 from detectors.errors import InvalidInputError
@@ -104,8 +106,8 @@ class RayEmbedder:
     """`Embedder`'s interface (`embed`, `model_name`) with the work done by Ray actors.
 
     `actors` defaults to one per `cpus_per_actor` CPUs of the cluster; each actor runs torch
-    with `cpus_per_actor` threads. `batch_size` (the encoder's) and `long_documents` are the
-    local `Embedder`'s options, applied on the actors.
+    with `cpus_per_actor` threads. `batch_size` (the encoder's), `long_documents` and
+    `precision` are the local `Embedder`'s options, applied on the actors.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class RayEmbedder:
         batch: int = BATCH,
         batch_size: int = 64,
         long_documents: LongDocuments = "truncate",
+        precision: Precision = "auto",  # resolved on each actor, for the CPU it runs on
     ) -> None:
         if cpus_per_actor < 1 or batch < 1 or (actors is not None and actors < 1):
             raise InvalidInputError("actors, cpus_per_actor and batch must be at least 1")
@@ -124,15 +127,20 @@ class RayEmbedder:
             raise InvalidInputError(
                 f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}"
             )
-        # Resolved in the driver so a bad model setting fails here, with the local message.
+        # Resolved in the driver so a bad setting fails here, with the local message.
         _, self.model_name = resolve_model_path(model)
+        resolve_precision(precision, "cpu")
         self.model = None if model is None else str(model)
         self.ray = ensure_ray()
         self.actors = actors or _worker_cpus(self.ray, cpus_per_actor)
         self.cpus_per_actor = cpus_per_actor
         self.batch = batch
         self.long_documents: LongDocuments = long_documents
-        self._embedder_options = {"batch_size": batch_size, "long_documents": long_documents}
+        self._embedder_options = {
+            "batch_size": batch_size,
+            "long_documents": long_documents,
+            "precision": precision,
+        }
 
     def embed(
         self, texts: Sequence[str], *, progress: ProgressCallback | None = None

@@ -8,15 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detectors.errors import InvalidInputError
 from service.policy import Policy
+
+ENV_PREFIX = "COLLAPSE_GUARD_"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="COLLAPSE_GUARD_", env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
     )
 
     data_dir: Path = Field(
@@ -26,6 +29,11 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         default=None,
         description="A local sentence-transformers folder; unset = bundled all-MiniLM-L6-v2.",
+    )
+    embedding_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="The encoder's matrix arithmetic: auto = bfloat16 where the CPU has native "
+        "bfloat16 instructions (1.8x faster, cosine > 0.9999 to float32), float32 elsewhere.",
     )
     audit_size: int = Field(
         default=5000,
@@ -75,3 +83,15 @@ class Settings(BaseSettings):
     def _policy_from_environment(cls, value: object) -> object:
         # Environment variables are strings; Policy is strict for REST bodies, so parse them here.
         return Policy.model_validate(value, strict=False) if isinstance(value, dict) else value
+
+
+def load_settings() -> Settings:
+    """`Settings` from the environment; a bad value raises InvalidInputError naming its variable
+    (one line for the CLI, not pydantic's traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInputError(f"bad setting: {problems}") from None

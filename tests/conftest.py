@@ -31,24 +31,46 @@ def embedder():
 
 @pytest.fixture(scope="session")
 def embed_cached(embedder) -> Callable[[Sequence[str]], np.ndarray]:
-    """Embed texts with the real model, reusing vectors cached by an earlier run."""
+    """Embed texts with the real model, each distinct text once per session.
+
+    Tests embed overlapping slices of the same corpora (BBC articles in other orders, the same
+    SmolLM2 rows): vectors are remembered per text, so only texts this session has not embedded
+    yet go through the model. Whole calls are also cached on disk for a developer's re-run.
+    """
     import sentence_transformers
     import torch
 
+    setup = hashlib.sha256()
+    for part in (embedder.model_name, sentence_transformers.__version__, torch.__version__):
+        setup.update(part.encode() + b"\0")
+    known: dict[bytes, np.ndarray] = {}  # sha256(setup, text) -> its vector
+
+    def text_key(text: str) -> bytes:
+        digest = setup.copy()
+        digest.update(text.encode())
+        return digest.digest()
+
     def embed(texts: Sequence[str]) -> np.ndarray:
-        digest = hashlib.sha256()
-        for part in (embedder.model_name, sentence_transformers.__version__, torch.__version__):
-            digest.update(part.encode() + b"\0")
-        for text in texts:
-            digest.update(text.encode() + b"\0")
-        path = CACHE_DIR / f"{digest.hexdigest()[:32]}.npy"
+        if not texts:
+            return embedder.embed([]).vectors  # the embedder's own empty-input error
+        keys = [text_key(t) for t in texts]
+        calls = setup.copy()
+        for key in keys:
+            calls.update(key)
+        path = CACHE_DIR / f"{calls.hexdigest()[:32]}.npy"
         if path.is_file():
-            return np.load(path)
-        vectors = embedder.embed(list(texts)).vectors
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)  # atomic: concurrent test runs never read a partial file
+            vectors = np.load(path)
+        else:
+            todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+            if todo:
+                fresh = embedder.embed(list(todo.values())).vectors
+                known.update(zip(todo, fresh, strict=True))
+            vectors = np.stack([known[key] for key in keys])
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors)
+            os.replace(tmp, path)  # atomic: concurrent test runs never read a partial file
+        known.update(zip(keys, vectors, strict=True))
         return vectors
 
     return embed

@@ -42,7 +42,10 @@ class EmbedderLoader:
                 from detectors.embedding import Embedder
 
                 try:
-                    self._embedder = Embedder(model=self.settings.embedding_model)
+                    self._embedder = Embedder(
+                        model=self.settings.embedding_model,
+                        precision=self.settings.embedding_precision,
+                    )
                 except Exception as exc:  # reported by /readyz; re-raised to the caller
                     self.error = str(exc)
                     raise

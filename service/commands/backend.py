@@ -142,7 +142,7 @@ class LocalBackend:
     def __init__(self, *, engine: str = "local") -> None:
         settings_module = _core("service.settings")
         store_module = _core("service.store")
-        self.settings = settings_module.Settings()
+        self.settings = settings_module.load_settings()
         self.store = store_module.Store(self.settings)
         self.engine = engine
         self._embedder: Any = None
@@ -155,7 +155,11 @@ class LocalBackend:
         if self._embedder is None:
             if self.engine == "ray":
                 engines = _core("detectors.engines")
-                self._embedder = engines.get_engine("ray", model=self.settings.embedding_model)
+                self._embedder = engines.get_engine(
+                    "ray",
+                    model=self.settings.embedding_model,
+                    precision=self.settings.embedding_precision,
+                )
             else:
                 import os
 
@@ -167,7 +171,10 @@ class LocalBackend:
                 hf_logging.disable_progress_bar()
                 from detectors.embedding import Embedder
 
-                self._embedder = Embedder(model=self.settings.embedding_model)
+                self._embedder = Embedder(
+                    model=self.settings.embedding_model,
+                    precision=self.settings.embedding_precision,
+                )
         return self._embedder
 
     def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any:

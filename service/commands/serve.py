@@ -14,13 +14,18 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     ) -> None:
         """Run the REST API (settings from COLLAPSE_GUARD_* environment variables)."""
+        from detectors.errors import CollapseGuardError
+        from service.cli import console, fail
+        from service.settings import load_settings
+
+        try:  # before the web stack is imported: a bad setting answers at once
+            settings = load_settings()
+        except CollapseGuardError as exc:
+            raise fail(str(exc)) from None
         import uvicorn
 
-        from service.cli import console, fail
         from service.main import create_app
-        from service.settings import Settings
 
-        settings = Settings()
         if not settings.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
             raise fail(
                 f"refusing to serve on {host} without API keys: set COLLAPSE_GUARD_API_KEYS "

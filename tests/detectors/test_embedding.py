@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.embedding import Embedder, validate_texts
+from detectors import embedding
+from detectors.embedding import Embedder, native_bfloat16, resolve_precision, validate_texts
 from detectors.errors import EmptyCorpusError, InvalidInputError, ModelNotFoundError
 
 pytestmark = pytest.mark.slow
@@ -31,9 +32,10 @@ def test_deterministic_and_batch_independent(embedder, wiki_docs):
     a = embedder.embed(texts).vectors
     b = embedder.embed(texts).vectors
     np.testing.assert_array_equal(a, b)
-    # A different batch composition pads differently; values must agree to float precision.
-    single = Embedder(batch_size=7).embed(texts).vectors
-    np.testing.assert_allclose(single, a, atol=1e-5)
+    # Another batch size and order: each document is padded to a length of its own, so its
+    # vector does not depend on its batch-mates, bit for bit (in bfloat16 too).
+    other = Embedder(batch_size=7).embed(texts[::-1]).vectors[::-1]
+    np.testing.assert_array_equal(other, a)
 
 
 def test_matches_bare_sentence_transformers(embedder, wiki_docs):
@@ -42,7 +44,28 @@ def test_matches_bare_sentence_transformers(embedder, wiki_docs):
     texts = [d.text for d in wiki_docs[:16]]
     bare = SentenceTransformer(str(embedder.model_path), device="cpu")
     expected = bare.encode(texts, normalize_embeddings=True)
-    np.testing.assert_allclose(embedder.embed(texts).vectors, expected, atol=1e-5)
+    exact = Embedder(precision="float32")
+    np.testing.assert_allclose(exact.embed(texts).vectors, expected, atol=1e-5)
+
+
+def test_precision_auto_agrees_with_float32(embedder, wiki_docs, monkeypatch):
+    assert embedder.precision == ("bfloat16" if native_bfloat16() else "float32")
+    texts = [d.text for d in wiki_docs[:64]]
+    exact = Embedder(precision="float32")
+    assert exact.precision == "float32"
+    cosine = (embedder.embed(texts).vectors * exact.embed(texts).vectors).sum(axis=1)
+    # bfloat16 keeps 8 mantissa bits (relative rounding 2**-9) with float32 accumulation: far
+    # above the 0.99 a faster backend must keep; a real regression (fp16 overflow, a wrong
+    # cast) lands below 0.99.
+    assert float(cosine.min()) > 0.999
+    # Without native instructions bfloat16 is emulated and slower: auto stays in float32.
+    monkeypatch.setattr(embedding, "native_bfloat16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("auto", "cuda") == "float32"
+    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
+    for bad in (("fp8", "cpu"), ("bfloat16", "cuda")):
+        with pytest.raises(InvalidInputError, match="COLLAPSE_GUARD_EMBEDDING_PRECISION"):
+            resolve_precision(*bad)
 
 
 def test_truncation_is_counted_not_silent(embedder):

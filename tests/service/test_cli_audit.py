@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "service.cli"]
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     # Never the user's own data directory: a throw-away one per run.
     data_dir = tempfile.mkdtemp(prefix="cg-cli-")
     env = {
@@ -26,6 +26,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         "HF_HUB_OFFLINE": "1",
         "COLUMNS": "120",
         "COLLAPSE_GUARD_DATA_DIR": data_dir,
+        **settings,
     }
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT
@@ -51,6 +52,13 @@ def bbc_jsonl(tmp_path_factory, bbc_docs) -> Path:
         for doc in bbc_docs[:30]:
             f.write(json.dumps({"body": doc.text, "source": doc.source}) + "\n")
     return path
+
+
+def test_bad_setting_names_its_variable_in_one_line():
+    proc = run("reference", "list", COLLAPSE_GUARD_AUDIT_SIZE="many")
+    assert_user_error(proc, "COLLAPSE_GUARD_AUDIT_SIZE", "valid integer")
+    proc = run("serve", COLLAPSE_GUARD_EMBEDDING_PRECISION="fp8")
+    assert_user_error(proc, "COLLAPSE_GUARD_EMBEDDING_PRECISION", "'auto', 'float32' or 'bfloat16'")
 
 
 def test_audit_help_documents_the_exit_codes():
