@@ -80,7 +80,8 @@ def human_split(
 
 
 def embed(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    digest = hashlib.sha256("\0".join([embedder.model_name, *texts]).encode()).hexdigest()[:32]
+    setup = [embedder.model_name, embedder.precision]
+    digest = hashlib.sha256("\0".join([*setup, *texts]).encode()).hexdigest()[:32]
     path = CACHE / f"{digest}.npy"
     if path.is_file():
         return np.load(path)

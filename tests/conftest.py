@@ -41,7 +41,8 @@ def embed_cached(embedder) -> Callable[[Sequence[str]], np.ndarray]:
     import torch
 
     setup = hashlib.sha256()
-    for part in (embedder.model_name, sentence_transformers.__version__, torch.__version__):
+    versions = (sentence_transformers.__version__, torch.__version__)
+    for part in (embedder.model_name, embedder.precision, *versions):
         setup.update(part.encode() + b"\0")
     known: dict[bytes, np.ndarray] = {}  # sha256(setup, text) -> its vector
 
@@ -97,6 +98,13 @@ def bbc_docs():
 
 
 @pytest.fixture(scope="session")
-def bbc_vectors(embed_cached, bbc_docs) -> np.ndarray:
-    """Every BBC News article (2,225) embedded with the real model."""
-    return embed_cached([d.text for d in bbc_docs])
+def bbc_sample(bbc_docs) -> list[str]:
+    """1,100 of the 2,225 BBC News articles in a seeded random order: the BBC text the tests embed
+    (any slice of it is embedded once a session, through `embed_cached`)."""
+    order = np.random.default_rng(0).permutation(len(bbc_docs))
+    return [bbc_docs[i].text for i in order[:1100]]
+
+
+@pytest.fixture(scope="session")
+def bbc_sample_vectors(embed_cached, bbc_sample) -> np.ndarray:
+    return embed_cached(bbc_sample)

@@ -11,7 +11,8 @@ over the vocabulary (without <s>), so every word keeps some probability: a word 
 later generation never produced is improbable, not impossible, and held-out perplexity stays finite.
 
 n-grams are stored as sorted int64 keys (sum tok_i V^i) and looked up with searchsorted, so
-scoring is vectorised; sampling builds dense next-word distributions for a batch of contexts.
+scoring is vectorised; sampling draws the order, then a word of that order's sparse counts
+(`sample_next`), so it never builds a dense next-word distribution (except with a temperature).
 """
 
 from __future__ import annotations
@@ -168,18 +169,66 @@ class KneserNeyLM:
         for start in range(0, len(prompts), batch_size):
             hist = context[start : start + batch_size].copy()
             for t in range(length):
-                p = self.next_token_probs(hist)
-                if self.temperature != 1.0:
+                if self.temperature == 1.0:
+                    tok = self.sample_next(hist, rng)
+                else:
+                    p = self.next_token_probs(hist)
                     with np.errstate(divide="ignore"):
                         p = np.exp(
                             (np.log(p) - np.log(p.max(axis=1, keepdims=True))) / self.temperature
                         )
-                cdf = np.cumsum(p, axis=1)
-                u = rng.random(len(hist)) * cdf[:, -1]
-                tok = np.minimum((cdf < u[:, None]).sum(axis=1), self.vocab_size - 1)
+                    cdf = np.cumsum(p, axis=1)
+                    u = rng.random(len(hist)) * cdf[:, -1]
+                    tok = np.minimum((cdf < u[:, None]).sum(axis=1), self.vocab_size - 1)
                 out[start : start + len(hist), t] = tok
                 hist = np.hstack([hist[:, 1:], tok[:, None]])
         return out
+
+    def sample_next(self, history: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One token per history [B, N - 1], drawn from `next_token_probs` without building it.
+
+        The interpolated distribution is a mixture: at the highest order whose context was
+        seen, the discounted counts carry weight 1 - D N1+(h .) / c(h .) and the rest falls to
+        the order below, down to the unigram. Choosing the order first and then a word of that
+        order's sparse row costs O(words seen after the context) per history instead of O(V).
+        """
+        self._check_fitted()
+        V, N = self.vocab_size, self.order
+        history = np.asarray(history, dtype=np.int64)
+        tok = np.empty(len(history), dtype=np.int64)
+        u_level, u_word = rng.random(len(history)), rng.random(len(history))
+        pending = np.arange(len(history))
+        for k in range(N, 1, -1):
+            level = self.levels_[k - 1]
+            if not len(pending) or not len(level.ctx_keys):
+                continue
+            ctx = _encode(history[pending, N - k :], V)
+            pos = np.clip(np.searchsorted(level.ctx_keys, ctx), 0, len(level.ctx_keys) - 1)
+            seen = level.ctx_keys[pos] == ctx
+            rows = pos[seen]
+            weight = 1.0 - level.discount * level.ctx_types[rows] / level.ctx_total[rows]
+            here = u_level[pending[seen]] < weight
+            picked = pending[seen][here]
+            tok[picked] = _sample_rows(level.table[rows[here]], u_word[picked])
+            # The others fall to the order below with a fresh uniform: (u - w) / (1 - w).
+            falls = pending[seen][~here]
+            u_level[falls] = (u_level[falls] - weight[~here]) / (1.0 - weight[~here])
+            pending = np.concatenate([pending[~seen], falls])
+        if len(pending):
+            cdf = np.cumsum(self.unigram_)
+            idx = np.searchsorted(cdf, u_word[pending] * cdf[-1], side="right")
+            tok[pending] = np.minimum(idx, V - 1)
+        return tok
+
+
+def _sample_rows(rows: sp.csr_matrix, u: np.ndarray) -> np.ndarray:
+    """One column per row of a non-negative sparse matrix, in proportion to the row's values,
+    by inverse CDF on the uniforms `u` (one per row)."""
+    cum = np.cumsum(rows.data)
+    before = np.concatenate([[0.0], cum])[rows.indptr[:-1]]
+    after = cum[rows.indptr[1:] - 1]
+    idx = np.searchsorted(cum, before + u * (after - before), side="right")
+    return rows.indices[np.clip(idx, rows.indptr[:-1], rows.indptr[1:] - 1)]
 
 
 def _level(keys: np.ndarray, counts: np.ndarray, V: int) -> _Level:

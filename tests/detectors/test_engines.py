@@ -23,7 +23,7 @@ from service.commands.backend import LocalBackend, parse_plan
 
 pytestmark = pytest.mark.slow
 
-N_DOCS = 128  # four Ray batches of 32 over two actors: reassembly order is really exercised
+N_DOCS = 64  # four Ray batches of 16 over two actors: reassembly order is really exercised
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def assert_same_vectors(got: np.ndarray, want: np.ndarray) -> None:
 def test_ray_embedding_equals_local(ray_local, embedder, texts):
     want = embedder.embed(texts)
     calls: list[tuple[int, int]] = []
-    engine = get_engine("ray", actors=2, batch=32)
+    engine = get_engine("ray", actors=2, batch=16)
     assert isinstance(engine, RayEmbedder) and engine.actors == 2
     got = engine.embed(texts, progress=lambda done, total: calls.append((done, total)))
     assert_same_vectors(got.vectors, want.vectors)
@@ -82,9 +82,9 @@ def test_ray_chunked_long_documents_equal_local(ray_local, texts):
 
 
 @pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
-def test_ray_neighbours_equal_local_faiss_search(ray_local, bbc_vectors, kind):
-    reference = ReferenceCorpus(k=5, index=kind, holdout_fraction=0.0).fit(bbc_vectors[:1000])
-    queries = bbc_vectors[1000:]  # 1,225 real articles
+def test_ray_neighbours_equal_local_faiss_search(ray_local, bbc_sample_vectors, kind):
+    reference = ReferenceCorpus(k=5, index=kind, holdout_fraction=0.0).fit(bbc_sample_vectors[:200])
+    queries = bbc_sample_vectors[200:]  # 900 real articles
 
     def assert_same(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]):
         np.testing.assert_array_equal(got[0], want[0])  # float64 distances, bit for bit
@@ -105,14 +105,15 @@ def test_ray_neighbours_equal_local_faiss_search(ray_local, bbc_vectors, kind):
     assert_same(ray_neighbours(reference.index_, few, 3), want)
 
 
-def test_unknown_engine_and_bad_arguments(ray_local, bbc_vectors):
+def test_unknown_engine_and_bad_arguments(ray_local, bbc_sample_vectors):
     with pytest.raises(InvalidInputError, match="unknown engine 'spark': choose local or ray"):
         get_engine("spark")
     with pytest.raises(InvalidInputError, match="at least 1"):
         RayEmbedder(actors=0)
     with pytest.raises(InvalidInputError, match="dimension"):
         ray_neighbours(
-            ReferenceCorpus(holdout_fraction=0.0).fit(bbc_vectors[:50]), bbc_vectors[:5, :10]
+            ReferenceCorpus(holdout_fraction=0.0).fit(bbc_sample_vectors[:50]),
+            bbc_sample_vectors[:5, :10],
         )
 
 

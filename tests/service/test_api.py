@@ -12,7 +12,6 @@ import threading
 import time
 from typing import cast
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -41,9 +40,8 @@ class Loader:
 
 
 @pytest.fixture(scope="module")
-def texts(bbc_docs):
-    order = np.random.default_rng(3).permutation(len(bbc_docs))
-    return [bbc_docs[i].text for i in order[:260]]
+def texts(bbc_sample):
+    return bbc_sample[-260:]
 
 
 def make_client(tmp_path, embed_cached, **overrides) -> TestClient:
@@ -242,7 +240,7 @@ def test_full_pool_answers_429_with_retry_after(tmp_path, embed_cached, texts):
             assert c.post(busy_path, json=body).status_code == 200
 
 
-def test_audit_upload_and_three_verdicts_over_rest(tmp_path, embed_cached, bbc_docs):
+def test_audit_upload_and_three_verdicts_over_rest(tmp_path, embed_cached, bbc_sample):
     """keep, top-up and reject on real text through the API: fresh BBC articles, a 40% mix with
     SmolLM2 continuations, and continuations alone (never seen by the estimator)."""
     from detectors.synthetic.data import smollm2_continuations
@@ -251,8 +249,7 @@ def test_audit_upload_and_three_verdicts_over_rest(tmp_path, embed_cached, bbc_d
     examples = tmp_path / "twins.jsonl"
     examples.write_text("".join(json.dumps(r) + "\n" for r in rows[:800]))
     generated = [r["text"] for r in rows[800:]]
-    order = np.random.default_rng(0).permutation(len(bbc_docs))
-    human = [bbc_docs[i].text for i in order]
+    human = bbc_sample
     policy = {"max_synthetic_fraction": 0.15, "hard_max_synthetic_fraction": 0.6}
     with make_client(tmp_path / "data", embed_cached, synthetic_examples=examples) as c:
         assert (

@@ -42,11 +42,8 @@ class CachedEmbedder:
 
 
 @pytest.fixture(scope="module")
-def corpus(bbc_docs):
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(bbc_docs))
-    texts = [bbc_docs[i].text for i in order]
-    return texts[:700], texts[700:1100]
+def corpus(bbc_sample):
+    return bbc_sample[:700], bbc_sample[700:1100]
 
 
 @pytest.fixture(scope="module")

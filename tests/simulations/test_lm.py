@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import chisquare
 from scipy.stats import t as student_t
 
 from simulations.lm import repeated_trigram_rate, run_lm_collapse
@@ -53,6 +54,27 @@ def test_ngram_perplexity_rises_under_replace_and_less_when_real_data_is_kept(co
     keep = rises(corpus, make, "keep-real", 0.1)
     assert clearly_less(np.zeros(SEEDS), replace)  # it rises at all
     assert clearly_less(keep, replace)  # and rises less with 10% of the original data
+
+
+def test_sampler_draws_from_the_interpolated_distribution(corpus):
+    """`sample_next` (order first, then a word of that order's sparse counts) against the dense
+    `next_token_probs`, by a chi-square goodness-of-fit test per history."""
+    V = len(corpus.vocabulary)
+    lm = KneserNeyLM(vocab_size=V, order=3).fit(corpus.train_blocks)
+    seen = corpus.train_blocks[0, 5:7]  # a context seen at the highest order
+    # The same last word after a word it never followed: only the lower orders answer.
+    firsts = set(corpus.train_blocks[:, :-1][corpus.train_blocks[:, 1:] == seen[1]])
+    unseen = np.array([next(w for w in range(3, V) if w not in firsts), seen[1]])
+    rng = np.random.default_rng(0)
+    n = 40_000
+    for history in (seen, unseen):
+        tokens = lm.sample_next(np.repeat(history[None], n, axis=0), rng)
+        expected = n * lm.next_token_probs(history[None])[0]
+        observed = np.bincount(tokens, minlength=V).astype(float)
+        big = expected >= 5  # the chi-square approximation needs them; the rest is one bin
+        obs = np.r_[observed[big], observed[~big].sum()]
+        exp = np.r_[expected[big], expected[~big].sum()]
+        assert chisquare(obs, exp).pvalue > 1e-3, history
 
 
 def test_gru_perplexity_rises_under_replace(bbc_docs):
