@@ -54,14 +54,20 @@ def demo(
 ) -> None:
     """Audit three candidates (fresh, tails dropped, generated) against real BBC News articles."""
     from detectors.embedding import Embedder
+    from service.commands.common import quiet_model_loading
     from service.demo import run_demo
+    from service.settings import load_settings
 
     if json_out is not None and not json_out.parent.is_dir():  # before minutes of work
         raise fail(f"cannot write {json_out}: no such folder {json_out.parent}")
     try:
+        settings = load_settings()  # the demo's data is its own, the model settings are not
+        quiet_model_loading()
         result = run_demo(
             console,
-            embedder=Embedder(),
+            embedder=Embedder(
+                model=settings.embedding_model, precision=settings.embedding_precision
+            ),
             n_reference=reference_docs,
             n_pool=candidate_docs,
             quiet=quiet,

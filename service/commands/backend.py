@@ -161,15 +161,10 @@ class LocalBackend:
                     precision=self.settings.embedding_precision,
                 )
             else:
-                import os
-
-                # The model loader's own tqdm bars would interleave with ours (and --quiet).
-                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
                 from detectors.embedding import Embedder
+                from service.commands.common import quiet_model_loading
+
+                quiet_model_loading()
 
                 self._embedder = Embedder(
                     model=self.settings.embedding_model,

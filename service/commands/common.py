@@ -95,3 +95,14 @@ def user_errors(fail: Callable[[str], typer.Exit]) -> Iterator[None]:
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         raise fail(f"cannot access{where}: {exc.strerror or exc}") from None
+
+
+def quiet_model_loading() -> None:
+    """Silence the model loader's own tqdm bars: they would interleave with ours (and --quiet)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
