@@ -103,11 +103,9 @@ def native_bfloat16() -> bool:
     those instructions bfloat16 is emulated and slower than float32."""
     import torch
 
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     try:
-        return any(bool(getattr(cpu, name)()) for name in checks if hasattr(cpu, name))
-    except RuntimeError:  # a torch build without the CPU capability probes
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch build without these (private) probes
         return False
 
 

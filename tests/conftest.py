@@ -61,6 +61,7 @@ def embed_cached(embedder) -> Callable[[Sequence[str]], np.ndarray]:
         path = CACHE_DIR / f"{calls.hexdigest()[:32]}.npy"
         if path.is_file():
             vectors = np.load(path)
+            known.update(zip(keys, vectors, strict=True))
         else:
             todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
             if todo:
@@ -71,7 +72,6 @@ def embed_cached(embedder) -> Callable[[Sequence[str]], np.ndarray]:
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, vectors)
             os.replace(tmp, path)  # atomic: concurrent test runs never read a partial file
-        known.update(zip(keys, vectors, strict=True))
         return vectors
 
     return embed

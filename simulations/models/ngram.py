@@ -205,13 +205,12 @@ class KneserNeyLM:
             ctx = _encode(history[pending, N - k :], V)
             pos = np.clip(np.searchsorted(level.ctx_keys, ctx), 0, len(level.ctx_keys) - 1)
             seen = level.ctx_keys[pos] == ctx
-            rows = pos[seen]
+            rows, cand = pos[seen], pending[seen]
             weight = 1.0 - level.discount * level.ctx_types[rows] / level.ctx_total[rows]
-            here = u_level[pending[seen]] < weight
-            picked = pending[seen][here]
-            tok[picked] = _sample_rows(level.table[rows[here]], u_word[picked])
+            here = u_level[cand] < weight
+            tok[cand[here]] = _sample_rows(level.table[rows[here]], u_word[cand[here]])
             # The others fall to the order below with a fresh uniform: (u - w) / (1 - w).
-            falls = pending[seen][~here]
+            falls = cand[~here]
             u_level[falls] = (u_level[falls] - weight[~here]) / (1.0 - weight[~here])
             pending = np.concatenate([pending[~seen], falls])
         if len(pending):
