@@ -132,7 +132,9 @@ def main() -> None:
     wiki_generated = [r["text"] for r in rows if r["stratum"].startswith("wiki")]
     lengths = [len(t.split()) for t in generated]
     if PASSAGES.is_file() and args.passages > 0:
-        generated += [r["text"] for r in smollm2_continuations(PASSAGES)][: args.passages]
+        extra = smollm2_continuations(PASSAGES)[: args.passages]
+        rows, generated = rows + extra, generated + [r["text"] for r in extra]
+    stratum = {r["text"]: r["stratum"] for r in rows}
     human = [d.text for d in bbc_news()]
     rng.shuffle(human)
     rng.shuffle(generated)
@@ -160,7 +162,7 @@ def main() -> None:
             ref_t, ref_v, lab_t, lab_v
         ),
         "ours, reference-only": SyntheticFractionEstimator(
-            generic_synthetic=generic, random_state=0
+            generic_synthetic=generic, generic_sources=[stratum[t] for t in generic], random_state=0
         ).fit(ref_t, ref_v, example_vectors=gen_v),
     }
     lab = ours["ours, labelled"]

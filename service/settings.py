@@ -42,8 +42,10 @@ class Settings(BaseSettings):
     )
     synthetic_examples: Path | None = Field(
         default=None,
-        description="JSONL of generated text (one object with a 'text' field per line) that the "
-        "synthetic-fraction estimator learns the signature of generation from; unset = the "
+        description="JSONL of generated text (one object with a 'text' field per line, and "
+        "optionally a 'stratum' naming its source, e.g. 'news' or 'wikipedia': sources mostly off "
+        "the reference's domain are then left out whole) that the synthetic-fraction estimator "
+        "learns the signature of generation from; unset = the "
         "bundled SmolLM2-135M continuations of BBC News and Wikipedia text. Best: continuations "
         "of your own reference's documents (scripts/generate_synthetic.py).",
     )

@@ -31,22 +31,23 @@ EXAMPLES_EMBEDDED = 400
 
 
 def embedded_examples(
-    examples: Sequence[str], embedder: Embedder, settings: Settings
-) -> tuple[list[str], np.ndarray]:
-    """A seeded sample of the examples and its embeddings (cached in the data directory)."""
+    examples: Sequence[dict], embedder: Embedder, settings: Settings
+) -> tuple[list[dict], np.ndarray]:
+    """A seeded sample of the example rows and its embeddings (cached in the data directory)."""
     rng = np.random.default_rng(settings.random_state)
     pick = rng.choice(len(examples), min(EXAMPLES_EMBEDDED, len(examples)), replace=False)
-    sample = [examples[i] for i in np.sort(pick)]
+    rows = [examples[i] for i in np.sort(pick)]
+    sample = [row["text"] for row in rows]
     digest = hashlib.sha256("\0".join([embedder.model_name, *sample]).encode()).hexdigest()[:24]
     path = settings.data_dir / "cache" / f"examples-{digest}.npy"
     if path.is_file():
-        return sample, np.load(path)
+        return rows, np.load(path)
     vectors = embedder.embed(sample).vectors
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, vectors)
     tmp.replace(path)  # atomic: a crash leaves no half-written cache entry
-    return sample, vectors
+    return rows, vectors
 
 
 _fitted: OrderedDict[tuple[str, str, int, int, str], SyntheticFractionEstimator] = OrderedDict()
@@ -78,10 +79,15 @@ def _estimator(
         texts, vectors = [texts[i] for i in keep], vectors[keep]
     from detectors.synthetic.data import smollm2_continuations
 
-    examples = [row["text"] for row in smollm2_continuations(settings.synthetic_examples)]
-    sample, sample_vectors = embedded_examples(examples, embedder, settings)
+    rows, sample_vectors = embedded_examples(
+        smollm2_continuations(settings.synthetic_examples), embedder, settings
+    )
+    # Rows that all name their source (the bundled ones do: BBC category or Wikipedia) let the
+    # estimator leave out whole sources of another domain than the reference's.
+    named = all(isinstance(row.get("stratum"), str) for row in rows)
     estimator = SyntheticFractionEstimator(
-        generic_synthetic=sample,
+        generic_synthetic=[row["text"] for row in rows],
+        generic_sources=[row["stratum"] for row in rows] if named else None,
         embed=lambda docs: embedder.embed(docs).vectors,
         random_state=settings.random_state,
     ).fit(texts, vectors, example_vectors=sample_vectors)
