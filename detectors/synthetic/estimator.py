@@ -45,6 +45,7 @@ from detectors.index import as_matrix
 from detectors.results import Estimate, SyntheticReport
 from detectors.synthetic import quantify
 from detectors.synthetic.domain import Balls
+from detectors.synthetic.examples import EXAMPLE_QUANTILE, generic_examples, whole_sources
 from detectors.synthetic.features import FAMILIES, DocumentFeatures, check_families, truncate_like
 from detectors.synthetic.mixture import (
     ELSEWHERE,
@@ -55,19 +56,6 @@ from detectors.synthetic.mixture import (
 )
 
 OOD_FLAG = 0.5  # above this out-of-domain share the candidate is flagged out-of-domain
-# Synthetic examples farther from the reference than this quantile of held-out reference documents'
-# nearest-neighbour distances are of another domain and are not used (`_in_domain_examples`).
-# Generic examples (reference-only mode) come from several domains, so the cut is tighter: on
-# benchmarks/estimation.py 0.9 took the bias from -0.056 (at 0.99) to -0.034 and interval coverage
-# from 70% to 89%, while 0.75 starved the classifier. A caller's own examples only lose outliers,
-# unless they lie off the reference as a whole (`OFF_REFERENCE_Z`): then none is dropped.
-EXAMPLE_QUANTILE = {"labelled": 0.99, "reference-only": 0.9}
-# A source of generic examples (a stratum of the bundled continuations) that lies within that cut
-# less than half as often as held-out reference documents do is of another domain as a whole:
-# its few examples that pass the cut are its outliers toward the reference, not in-domain
-# generated text. With a BBC reference, 13% of the Wikipedia continuations passed and, being
-# other text, scored as more synthetic and fell inside the balls more often than BBC twins.
-SOURCE_MIN_NEAR = 0.5
 # Labelled mode: when the examples fall inside the reference's balls less often than held-out
 # reference documents do, by this many standard errors (two-proportion z), the generated text
 # lives off the human manifold (a collapsed model's) and the examples' balls join the domain.
@@ -149,7 +137,9 @@ class SyntheticFractionEstimator:
         self.mode_ = "reference-only" if synthetic_texts is None else "labelled"
         sources = None
         if synthetic_texts is None:
-            synthetic_texts, sources = self._generic_examples()
+            synthetic_texts, sources = generic_examples(
+                self.generic_synthetic, self.generic_sources
+            )
             synthetic_vectors = example_vectors
         elif example_vectors is not None:
             raise InvalidInputError(
@@ -191,13 +181,16 @@ class SyntheticFractionEstimator:
                 )
         self.n_examples_ = len(syn_texts)
         self.synthetic_region_: np.ndarray | None = self.length_matched_region_
-        # Without sources, the distance cut keeps the examples nearest the reference, which fall
-        # inside its balls more often than generated text at large: their rate is compared with
-        # held-out documents kept by the same cut, like with like (on benchmarks/estimation.py's
-        # passages, kept examples 0.72 against unseen generated text's 0.65; bias -0.078
-        # without this).
+        # With named sources, the rate of generated text is that of every kept source's examples
+        # (see `_in_domain_examples`). Without, the distance cut keeps the examples nearest the
+        # reference, which fall inside its balls more often than generated text at large: their
+        # rate is compared with held-out documents kept by the same cut, like with like (on
+        # benchmarks/estimation.py's passages, kept examples 0.72 against unseen generated
+        # text's 0.65; bias -0.078 without this).
         self.holdout_near_: np.ndarray | None = None
-        if self.examples_dropped_ and self.distance_cut_ and self.synthetic_region_ is None:
+        if self.synthetic_region_ is None and self.source_vectors_ is not None:
+            self.synthetic_region_ = self.region(self.source_vectors_)
+        if self.examples_dropped_ and self.synthetic_region_ is None:
             nn = self.reference_.nearest(self.holdout_vectors_)[0]
             self.holdout_near_ = nn <= self.domain_radius_
         if self.synthetic_region_ is None and synthetic_vectors is not None:
@@ -211,30 +204,12 @@ class SyntheticFractionEstimator:
         # The quantifier answers for the candidate documents inside the reference's balls, so it
         # is calibrated on the examples that lie there too: generated text near human text scores
         # more human-like than generated text at large (benchmarks/estimation.py's passages:
-        # mean score 0.46 inside against 0.53 outside; calibrating on all examples read a pure
-        # synthetic candidate's inside share as 0.86).
+        # mean out-of-fold score 0.48 inside, 0.53 outside; a pure synthetic candidate's inside
+        # share read 0.86 calibrated on all examples, 0.89 on those inside).
         inside = None if synthetic_vectors is None else self.inside(synthetic_vectors)
         self._fit_signature(ref_texts, ref_vecs, syn_texts, synthetic_vectors, inside, rng)
         self.n_reference_ = len(ref_texts)
         return self
-
-    def _generic_examples(self) -> tuple[Sequence[str], np.ndarray | None]:
-        """Reference-only mode's examples and their sources (None: unknown)."""
-        if self.generic_synthetic is None:
-            if self.generic_sources is not None:
-                raise InvalidInputError("generic_sources name the sources of generic_synthetic")
-            from detectors.synthetic.data import smollm2_continuations
-
-            rows = smollm2_continuations()
-            return [r["text"] for r in rows], np.array([r["stratum"] for r in rows])
-        if self.generic_sources is None:
-            return self.generic_synthetic, None
-        if len(self.generic_sources) != len(self.generic_synthetic):
-            raise InvalidInputError(
-                f"pass one source per generic example: {len(self.generic_sources)} sources for "
-                f"{len(self.generic_synthetic)} examples"
-            )
-        return self.generic_synthetic, np.array([str(s) for s in self.generic_sources])
 
     def _fit_domain(
         self,
@@ -270,7 +245,7 @@ class SyntheticFractionEstimator:
         nn = self.reference_.nearest(holdout)[0]
         self.domain_radius_ = float(np.quantile(nn, EXAMPLE_QUANTILE[self.mode_]))
         self.examples_dropped_ = 0
-        self.distance_cut_ = False
+        self.source_vectors_: np.ndarray | None = None
 
     def _off_reference(self, vectors: np.ndarray) -> bool:
         """Whether the examples fall inside the reference's balls markedly less often than
@@ -285,24 +260,25 @@ class SyntheticFractionEstimator:
     def _in_domain_examples(
         self, texts: list[str], vectors: np.ndarray, sources: np.ndarray | None
     ) -> tuple[list[str], np.ndarray]:
-        """The synthetic examples of the reference's domain.
+        """The synthetic examples the signature is learned from: those no farther from their
+        nearest reference point than most held-out reference documents are (`EXAMPLE_QUANTILE`),
+        of sources that mostly lie near the reference (`whole_sources`).
 
         Generated text of another domain (Wikipedia continuations for a news reference) would
-        teach the classifier that domain, and its rate of falling inside the reference's balls
-        would pass for generated text's. With named sources, a source goes whole when it mostly
-        lies off the reference (`SOURCE_MIN_NEAR`) and stays whole otherwise: its examples far
-        from the reference are generated text of the domain too, and how often all of them fall
-        inside the balls is the rate to judge a candidate by. Without sources, each example is
-        kept when it is no farther from its nearest reference point than most held-out reference
-        documents are (`EXAMPLE_QUANTILE`). With too few kept examples all are kept (and a note
-        says so at estimate time).
+        teach the classifier that domain. With named sources, how often generated text of the
+        domain falls inside the reference's balls is measured on every example of the kept
+        sources (`source_vectors_`): the far ones are generated text of the domain too, while
+        training on them taught the classifier that far from the reference means generated (ABC
+        news read 0.24 [0.16, 0.33] synthetic at a = 0). With too few kept examples all are kept
+        (and a note says so at estimate time).
         """
         near = self.reference_.nearest(vectors)[0] <= self.domain_radius_
-        self.distance_cut_ = sources is None
+        self.source_vectors_ = None
         if sources is not None:
-            share = {s: near[sources == s].mean() for s in np.unique(sources)}
-            bar = SOURCE_MIN_NEAR * EXAMPLE_QUANTILE[self.mode_]
-            near = np.array([share[s] >= bar for s in sources])
+            kept = whole_sources(near, sources, EXAMPLE_QUANTILE[self.mode_])
+            near &= kept
+            if kept.sum() >= quantify.MIN_LABELLED:
+                self.source_vectors_ = vectors[kept]
         self.examples_dropped_ = int((~near).sum()) if near.sum() >= quantify.MIN_LABELLED else 0
         if self.examples_dropped_ == 0:
             return texts, vectors

@@ -13,7 +13,7 @@ import pytest
 from detectors.errors import InsufficientDataError, InvalidInputError, NotFittedError
 from detectors.synthetic import SyntheticFractionEstimator
 from detectors.synthetic.data import length_match, smollm2_continuations, usenet_posts
-from detectors.synthetic.estimator import EXAMPLE_QUANTILE
+from detectors.synthetic.examples import EXAMPLE_QUANTILE
 
 pytestmark = pytest.mark.slow
 N_REF, N_LAB, N_CAND = 500, 250, 200
@@ -189,8 +189,9 @@ def test_generic_examples_from_another_domain_are_left_out(corpora):
 
 
 def test_a_source_mostly_off_the_reference_goes_whole(corpora):
-    """Named sources: the Wikipedia continuations near news go with the rest of their source,
-    and the news examples stay whole (far ones are generated news too)."""
+    """Named sources: the Wikipedia continuations near news go with the rest of their source;
+    news is cut for the classifier as without sources, while every news example (far ones are
+    generated news too) says how often generated news falls inside the reference's balls."""
     (rt, rv), (lt, lv), (wt, wv) = corpora["ref"], corpora["labelled"], corpora["wiki_generated"]
     examples, vectors = lt + wt, np.vstack([lv, wv])
     named = SyntheticFractionEstimator(
@@ -204,7 +205,9 @@ def test_a_source_mostly_off_the_reference_goes_whole(corpora):
     alone.fit(rt, rv, example_vectors=lv)
     # Without names the cut keeps some Wikipedia continuations (news is cut alike in both).
     assert unnamed.examples_dropped_ - alone.examples_dropped_ < len(wt)
-    assert named.examples_dropped_ == len(wt) and named.n_examples_ == len(lt)
+    assert named.examples_dropped_ == alone.examples_dropped_ + len(wt)
+    assert named.n_examples_ == alone.n_examples_
+    assert named.synthetic_region_ is not None and len(named.synthetic_region_) == len(lt)
     assert named.estimate(*corpora["synthetic"]).synthetic.high >= 0.95
 
 
