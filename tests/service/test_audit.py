@@ -185,6 +185,18 @@ def test_three_verdicts_on_real_text(synthetic_env, corpus):
     assert reason.value == pytest.approx(g.low) and reason.limit == 0.6
 
 
+def test_the_examples_sources_reach_the_estimator(synthetic_env):
+    """Rows that name their stratum let the estimator drop whole sources of another domain."""
+    from service.synthetic import _estimator
+
+    settings, store, embedder, _ = synthetic_env
+    est = _estimator(store, store.reference_info("bbc"), settings, embedder)
+    assert est.generic_sources is not None and len(est.generic_sources) == len(
+        est.generic_synthetic or ()
+    )
+    assert {s.split("/")[0] for s in est.generic_sources} == {"bbc"}
+
+
 def test_unreadable_synthetic_examples_file_is_explained(tmp_path):
     from detectors.errors import InvalidInputError
     from detectors.synthetic.data import smollm2_continuations
