@@ -422,7 +422,7 @@ class SyntheticFractionEstimator:
             features=self.features_,
             validation_mae=self.validation_mae_,
             n_candidate=len(docs),
-            n_labelled_synthetic=len(pos),
+            n_labelled_synthetic=self.n_examples_,  # learned from (calibrated on those inside)
             n_reference=self.n_reference_,
             notes=tuple(notes),
         )
