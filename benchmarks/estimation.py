@@ -108,6 +108,27 @@ def quapy_methods(X_train: np.ndarray, y_train: np.ndarray) -> dict[str, object]
     }
 
 
+def sampling_floor(
+    human: np.ndarray, synthetic: np.ndarray, est: SyntheticFractionEstimator, sizes: list[int]
+) -> str:
+    """The mean absolute error PACC would make with a perfect calibration, from the candidate's
+    own sampling: the sd of a candidate's mean score over the calibrated score gap, times
+    sqrt(2 / pi), averaged over FRACTIONS. No quantifier on these scores does much better."""
+    gap = est.pos_scores_.mean() - est.neg_scores_.mean()
+    out = []
+    for n in sizes:
+        sd = [
+            np.sqrt(
+                (1 - a) * human.var()
+                + a * synthetic.var()
+                + a * (1 - a) * (synthetic.mean() - human.mean()) ** 2
+            )
+            for a in FRACTIONS
+        ]
+        out.append(f"{n:,}: {np.mean(sd) / np.sqrt(n) / gap * np.sqrt(2 / np.pi):.3f}")
+    return "error left by candidate sampling alone (PACC, perfect calibration): " + ", ".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000])
@@ -190,6 +211,7 @@ def main() -> None:
     scores = lab.scores(pool_h + pool_s, np.vstack([pool_hv, pool_sv]))
     auroc = roc_auc_score(np.r_[np.zeros(len(pool_h)), np.ones(len(pool_s))], scores)
     print(f"per-document AUROC, held-out BBC vs SmolLM2 (labelled mode's classifier): {auroc:.3f}")
+    print(sampling_floor(scores[: len(pool_h)], scores[len(pool_h) :], lab, args.sizes))
     for name, est in ours.items():
         mae = ", ".join(f"{m} {v:.3f}" for m, v in est.validation_mae_.items())
         print(f"{name}: chose {est.method_} (validation MAE: {mae})")
