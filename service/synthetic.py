@@ -78,16 +78,17 @@ def _estimator(
         )
         texts, vectors = [texts[i] for i in keep], vectors[keep]
     from detectors.synthetic.data import smollm2_continuations
+    from detectors.synthetic.examples import texts_and_sources
 
     rows, sample_vectors = embedded_examples(
         smollm2_continuations(settings.synthetic_examples), embedder, settings
     )
     # Rows that all name their source (the bundled ones do: BBC category or Wikipedia) let the
     # estimator leave out whole sources of another domain than the reference's.
-    named = all(isinstance(row.get("stratum"), str) for row in rows)
+    examples, sources = texts_and_sources(rows)
     estimator = SyntheticFractionEstimator(
-        generic_synthetic=[row["text"] for row in rows],
-        generic_sources=[row["stratum"] for row in rows] if named else None,
+        generic_synthetic=examples,
+        generic_sources=sources,
         embed=lambda docs: embedder.embed(docs).vectors,
         random_state=settings.random_state,
     ).fit(texts, vectors, example_vectors=sample_vectors)

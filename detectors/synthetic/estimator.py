@@ -135,7 +135,7 @@ class SyntheticFractionEstimator:
         if len(ref_vecs) != len(ref_texts):
             raise InvalidInputError("pass one reference vector per reference document")
         self.mode_ = "reference-only" if synthetic_texts is None else "labelled"
-        sources = None
+        sources, source_vectors = None, None
         if synthetic_texts is None:
             synthetic_texts, sources = generic_examples(
                 self.generic_synthetic, self.generic_sources
@@ -176,7 +176,7 @@ class SyntheticFractionEstimator:
                 )
                 self.holdout_region_ = self.region(self.holdout_vectors_)
             else:
-                syn_texts, synthetic_vectors = self._in_domain_examples(
+                syn_texts, synthetic_vectors, source_vectors = self._in_domain_examples(
                     syn_texts, synthetic_vectors, sources
                 )
         self.n_examples_ = len(syn_texts)
@@ -188,8 +188,8 @@ class SyntheticFractionEstimator:
         # benchmarks/estimation.py's passages, kept examples 0.72 against unseen generated
         # text's 0.65; bias -0.078 without this).
         self.holdout_near_: np.ndarray | None = None
-        if self.synthetic_region_ is None and self.source_vectors_ is not None:
-            self.synthetic_region_ = self.region(self.source_vectors_)
+        if self.synthetic_region_ is None and source_vectors is not None:
+            self.synthetic_region_ = self.region(source_vectors)
         if self.examples_dropped_ and self.synthetic_region_ is None:
             nn = self.reference_.nearest(self.holdout_vectors_)[0]
             self.holdout_near_ = nn <= self.domain_radius_
@@ -245,7 +245,6 @@ class SyntheticFractionEstimator:
         nn = self.reference_.nearest(holdout)[0]
         self.domain_radius_ = float(np.quantile(nn, EXAMPLE_QUANTILE[self.mode_]))
         self.examples_dropped_ = 0
-        self.source_vectors_: np.ndarray | None = None
 
     def _off_reference(self, vectors: np.ndarray) -> bool:
         """Whether the examples fall inside the reference's balls markedly less often than
@@ -259,30 +258,32 @@ class SyntheticFractionEstimator:
 
     def _in_domain_examples(
         self, texts: list[str], vectors: np.ndarray, sources: np.ndarray | None
-    ) -> tuple[list[str], np.ndarray]:
-        """The synthetic examples the signature is learned from: those no farther from their
-        nearest reference point than most held-out reference documents are (`EXAMPLE_QUANTILE`),
-        of sources that mostly lie near the reference (`whole_sources`).
+    ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+        """(texts, vectors) of the synthetic examples the signature is learned from, and the
+        vectors of every example of the kept sources (None without sources).
 
-        Generated text of another domain (Wikipedia continuations for a news reference) would
-        teach the classifier that domain. With named sources, how often generated text of the
-        domain falls inside the reference's balls is measured on every example of the kept
-        sources (`source_vectors_`): the far ones are generated text of the domain too, while
-        training on them taught the classifier that far from the reference means generated (ABC
-        news read 0.24 [0.16, 0.33] synthetic at a = 0). With too few kept examples all are kept
-        (and a note says so at estimate time).
+        Learned from: examples no farther from their nearest reference point than most held-out
+        reference documents are (`EXAMPLE_QUANTILE`), of sources that mostly lie near the
+        reference (`whole_sources`). Generated text of another domain (Wikipedia continuations
+        for a news reference) would teach the classifier that domain. With named sources, how
+        often generated text of the domain falls inside the reference's balls is measured on
+        every example of the kept sources: the far ones are generated text of the domain too,
+        while training on them taught the classifier that far from the reference means generated
+        (ABC news read 0.24 [0.16, 0.33] synthetic at a = 0). With too few kept examples all are
+        kept (and a note says so at estimate time).
         """
         near = self.reference_.nearest(vectors)[0] <= self.domain_radius_
-        self.source_vectors_ = None
+        source_vectors = None
         if sources is not None:
             kept = whole_sources(near, sources, EXAMPLE_QUANTILE[self.mode_])
             near &= kept
             if kept.sum() >= quantify.MIN_LABELLED:
-                self.source_vectors_ = vectors[kept]
+                source_vectors = vectors[kept]
         self.examples_dropped_ = int((~near).sum()) if near.sum() >= quantify.MIN_LABELLED else 0
         if self.examples_dropped_ == 0:
-            return texts, vectors
-        return [t for t, keep in zip(texts, near, strict=True) if keep], vectors[near]
+            return texts, vectors, source_vectors
+        kept_texts = [t for t, keep in zip(texts, near, strict=True) if keep]
+        return kept_texts, vectors[near], source_vectors
 
     def inside(self, vectors: np.ndarray) -> np.ndarray:
         """Whether each vector lies in the k-NN ball of its nearest reference point."""

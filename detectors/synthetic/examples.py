@@ -32,6 +32,15 @@ EXAMPLE_QUANTILE = {"labelled": 0.99, "reference-only": 0.9}
 SOURCE_MIN_NEAR = 0.5
 
 
+def texts_and_sources(rows: Sequence[dict]) -> tuple[list[str], list[str] | None]:
+    """The texts of generated-text rows and their sources: each row's 'stratum', or None unless
+    every row names one."""
+    texts = [row["text"] for row in rows]
+    if all(isinstance(row.get("stratum"), str) for row in rows):
+        return texts, [row["stratum"] for row in rows]
+    return texts, None
+
+
 def generic_examples(
     texts: Sequence[str] | None, sources: Sequence[str] | None
 ) -> tuple[Sequence[str], np.ndarray | None]:
@@ -42,8 +51,7 @@ def generic_examples(
             raise InvalidInputError("generic_sources name the sources of generic_synthetic")
         from detectors.synthetic.data import smollm2_continuations
 
-        rows = smollm2_continuations()
-        return [r["text"] for r in rows], np.array([r["stratum"] for r in rows])
+        texts, sources = texts_and_sources(smollm2_continuations())
     if sources is None:
         return texts, None
     if len(sources) != len(texts):
@@ -57,5 +65,6 @@ def whole_sources(near: np.ndarray, sources: np.ndarray, quantile: float) -> np.
     """Which examples to keep, source by source: all of a source whose share of examples within
     the distance cut (`near`) is at least SOURCE_MIN_NEAR of the held-out documents' (`quantile`),
     none of the others."""
-    share = {s: near[sources == s].mean() for s in np.unique(sources)}
-    return np.array([share[s] >= SOURCE_MIN_NEAR * quantile for s in sources])
+    _, source = np.unique(sources, return_inverse=True)
+    share = np.bincount(source, weights=near) / np.bincount(source)
+    return share[source] >= SOURCE_MIN_NEAR * quantile
