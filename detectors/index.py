@@ -239,7 +239,12 @@ def _ball_blocks(
             if done.any():
                 q_done = rows[done]
                 yield from _inside(
-                    q_done, ids[done], d_approx[done], queries, data, radii[q_done],
+                    q_done,
+                    ids[done],
+                    d_approx[done],
+                    queries,
+                    data,
+                    radii[q_done],
                     rounding * (q_norm2[q_done] + max_norm2 + radii[q_done] ** 2),
                 )
             still.append(rows[~done])

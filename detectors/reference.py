@@ -179,9 +179,7 @@ class ReferenceCorpus:
         n = len(self.vectors_)
         n_modes = self.n_modes or int(np.clip(round(np.sqrt(n / 10)), 2, 64))
         n_modes = min(n_modes, n)
-        return self._cached(
-            "modes", lambda: fit_modes(self.vectors_, n_modes, self.random_state)
-        )
+        return self._cached("modes", lambda: fit_modes(self.vectors_, n_modes, self.random_state))
 
     @property
     def mode_exemplars_(self) -> list[str] | None:
