@@ -14,18 +14,24 @@ N_CAL, N_CAND, REPEATS = 2000, 2000, 40
 MU = 0.75  # class means +-MU of a unit-variance feature: AUROC ~0.86, as on real text
 
 
-def _scores(rng: np.random.Generator, n: int, positive: bool) -> np.ndarray:
-    # The exact posterior at a balanced prior, as EMQ assumes of a calibrated classifier.
+def _scores(
+    rng: np.random.Generator, n: int, positive: bool, overconfidence: float = 1.0
+) -> np.ndarray:
+    # The exact posterior at a balanced prior, as EMQ assumes of a calibrated classifier; with
+    # overconfidence > 1 its logit is stretched, as a logistic regression's is out of fold.
     x = rng.normal(MU if positive else -MU, 1.0, n)
-    return 1 / (1 + np.exp(-2 * MU * x))
+    return 1 / (1 + np.exp(-overconfidence * 2 * MU * x))
 
 
-def _mix(rng: np.random.Generator, a: float) -> np.ndarray:
+def _mix(rng: np.random.Generator, a: float, overconfidence: float = 1.0) -> np.ndarray:
     n_pos = rng.binomial(N_CAND, a)
-    return np.r_[_scores(rng, n_pos, True), _scores(rng, N_CAND - n_pos, False)]
+    return np.r_[
+        _scores(rng, n_pos, True, overconfidence),
+        _scores(rng, N_CAND - n_pos, False, overconfidence),
+    ]
 
 
-@pytest.mark.parametrize("method", ["acc", "pacc", "emq"])
+@pytest.mark.parametrize("method", ["acc", "pacc", "emq", "emq-bcts"])
 @pytest.mark.parametrize("a", [0.1, 0.4, 0.8])
 def test_adjusted_quantifiers_are_unbiased(method, a):
     rng = np.random.default_rng(0)
@@ -35,6 +41,45 @@ def test_adjusted_quantifiers_are_unbiased(method, a):
     # set is shared, so its error is common to all repeats: add a binomial term for it).
     se = est.std(ddof=1) / np.sqrt(REPEATS) + np.sqrt(a * (1 - a) / N_CAL)
     assert abs(est.mean() - a) < 4 * se
+
+
+def test_temperature_scaling_undoes_an_overconfident_logit():
+    rng = np.random.default_rng(4)
+    pos, neg = _scores(rng, N_CAL, True, 3.0), _scores(rng, N_CAL, False, 3.0)
+    t, b = quantify.temperature_scaling(pos, neg)
+    # The calibrated logit is the true one: t = 1/3, b = 0, each within 4 standard errors from
+    # the inverse Fisher information of the two-parameter logistic fit.
+    x = np.log(np.r_[pos, neg] / (1 - np.r_[pos, neg]))
+    X = np.c_[x, np.ones_like(x)]
+    p = 1 / (1 + np.exp(-(X @ [t, b])))
+    se = np.sqrt(np.diag(np.linalg.inv((X * (p * (1 - p))[:, None]).T @ X)))
+    assert abs(t - 1 / 3) < 4 * se[0]
+    assert abs(b) < 4 * se[1]
+
+
+@pytest.mark.parametrize("a", [0.1, 0.8])
+def test_recalibrated_em_recovers_the_prior_where_plain_em_does_not(a):
+    rng = np.random.default_rng(5)
+    pos, neg = _scores(rng, N_CAL, True, 3.0), _scores(rng, N_CAL, False, 3.0)
+    mixes = [_mix(rng, a, 3.0) for _ in range(REPEATS)]
+    fixed = np.array([quantify.emq_bcts(m, pos, neg) for m in mixes])
+    plain = np.array([quantify.emq(m, pos, neg) for m in mixes])
+    se = fixed.std(ddof=1) / np.sqrt(REPEATS) + np.sqrt(a * (1 - a) / N_CAL)
+    assert abs(fixed.mean() - a) < 4 * se
+    # Overconfident posteriors push EM's prior towards the boundary it already leans to.
+    assert abs(plain.mean() - a) > 4 * se
+
+
+def test_the_likelihood_maximum_is_found_to_the_grid_resolution():
+    rng = np.random.default_rng(6)
+    for a in (0.0, 0.05, 0.5, 0.97, 1.0):
+        n_pos = round(a * 500)
+        ratio = np.exp(np.r_[rng.normal(1.5, 1.5, n_pos), rng.normal(-1.5, 1.5, 500 - n_pos)])
+        grid = np.linspace(0, 1, 10_001)
+        loglik = np.log1p(grid[:, None] * (ratio - 1)).sum(axis=1)
+        assert quantify.max_likelihood_prior(ratio) == pytest.approx(
+            grid[np.argmax(loglik)], abs=1e-4
+        )
 
 
 def test_classify_and_count_is_biased_towards_the_error_rates():
