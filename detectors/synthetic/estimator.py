@@ -12,8 +12,8 @@ The candidate is modelled as  (1 - o) * [(1 - a') * human + a' * synthetic]  +  
   shift separate here.
 - `a'`, the synthetic share of the in-domain documents, is a quantification problem: a classifier
   of reference text vs synthetic examples scores the in-domain documents, and the quantifier
-  chosen on held-out labelled mixes (CC, ACC, PCC, PACC, EMQ, BBE; see `quantify`) corrects the
-  scores for the classifier's error rates.
+  chosen on held-out labelled mixes (CC, ACC, PCC, PACC, EMQ, EMQ-BCTS, BBE; see `quantify`)
+  corrects the scores for the classifier's error rates.
 
 The reported synthetic fraction is a = (1 - o) a', the share of the whole candidate that is in
 the reference's domain and looks generated. The out-of-domain part is reported beside it, never
