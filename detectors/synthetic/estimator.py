@@ -328,6 +328,7 @@ class SyntheticFractionEstimator:
         self.pos_scores_, self.neg_scores_ = oof[y == 1], oof[y == 0]
         if syn_inside is not None and syn_inside.sum() >= quantify.MIN_LABELLED:
             self.pos_scores_ = self.pos_scores_[syn_inside]
+        self.calibration_ = quantify.temperature_scaling(self.pos_scores_, self.neg_scores_)
         self.validation_mae_ = quantify.validation_errors(
             self.pos_scores_, self.neg_scores_, rng=rng
         )
@@ -350,6 +351,22 @@ class SyntheticFractionEstimator:
             if rows.any():
                 out[rows] = model.predict_proba(X[rows])[:, 1]
         return out
+
+    def probabilities(
+        self, texts: Sequence[str], vectors: np.ndarray | None, *, prior: float
+    ) -> np.ndarray:
+        """Calibrated probability that each document is synthetic, in a corpus whose synthetic
+        share is `prior` (e.g. the report's `synthetic.point`): the classifier's logit is
+        recalibrated on the out-of-fold scores (temperature scaling) and moved from their class
+        balance to `prior` (Bayes' rule). For dropping the likeliest generated documents; the
+        corpus's share is the report's, never a count of these."""
+        if not 0 <= prior <= 1:
+            raise InvalidInputError(f"prior must be a share in [0, 1], got {prior}")
+        llr = quantify.log_likelihood_ratios(
+            self.scores(texts, vectors), self.pos_scores_, self.neg_scores_, self.calibration_
+        )
+        odds = np.clip(prior, 1e-12, 1 - 1e-12) / np.clip(1 - prior, 1e-12, 1)
+        return 1 / (1 + np.exp(-llr) / odds)
 
     def estimate(self, texts: Sequence[str], vectors: np.ndarray) -> SyntheticReport:
         self._check_fitted()

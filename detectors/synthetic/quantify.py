@@ -14,8 +14,8 @@ classifier's behaviour on held-out labelled documents (out-of-fold scores):
        the efficient estimator when posteriors are calibrated, but a logistic regression on a few
        hundred features is overconfident out of fold (logit sd ~5 on benchmarks/estimation.py's
        openings), which is what sinks plain EMQ; two fitted numbers repair it. It uses the whole
-       score distribution where PACC uses its mean (openings: MAE 0.025 / 0.018 vs PACC's
-       0.031 / 0.026 at 500 / 1,000 documents on the same scores).
+       score distribution where PACC uses its mean (benchmarks/estimation.py's openings: labelled
+       MAE 0.026 / 0.019 at 500 / 1,000 documents with it, 0.032 / 0.027 with PACC).
 - BBE  best-bin estimation (Garg et al. 2021): the share of *negatives* (human text) in the
        candidate from the top bin of the human score, where positives have no mass. It needs no
        positive examples of the kind in the candidate, only that they avoid the most human-like
@@ -141,12 +141,19 @@ def max_likelihood_prior(ratio: np.ndarray, *, tol: float = 1e-9, max_iter: int 
     return a
 
 
+def log_likelihood_ratios(
+    scores: np.ndarray, pos: np.ndarray, neg: np.ndarray, calibration: tuple[float, float]
+) -> np.ndarray:
+    """log f_pos / f_neg per document: the calibrated logit (`temperature_scaling` of `pos`,
+    `neg`) minus the held-out set's log prior odds."""
+    t, b = calibration
+    return np.clip(t * _logit(scores) + b - np.log(len(pos) / len(neg)), -30, 30)
+
+
 def emq_bcts(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
-    """Maximum-likelihood prior on recalibrated posteriors: the calibrated logit minus the held-out
-    set's log prior odds is each document's log likelihood ratio."""
-    t, b = temperature_scaling(pos, neg)
-    llr = t * _logit(scores) + b - np.log(len(pos) / len(neg))
-    return max_likelihood_prior(np.exp(np.clip(llr, -30, 30)))
+    """Maximum-likelihood prior on recalibrated posteriors."""
+    llr = log_likelihood_ratios(scores, pos, neg, temperature_scaling(pos, neg))
+    return max_likelihood_prior(np.exp(llr))
 
 
 def best_bin_negative_share(
@@ -214,8 +221,8 @@ def validation_errors(
 
     The labelled scores are split in halves: one half plays the calibration set (pos/neg), the
     other is mixed at known prevalences and quantified, so no score judges its own calibration.
-    Twenty random halvings: with five, methods within 0.002 of each other (PACC, ACC and
-    EMQ-BCTS on benchmarks/estimation.py's openings) swapped places from one halving to the next.
+    Twenty random halvings: with five, the choice among methods within 0.002 of each other (PACC,
+    ACC and EMQ-BCTS on benchmarks/estimation.py's openings) changed from one seed to the next.
     """
     errors: dict[str, list[float]] = {m: [] for m in METHODS}
     for _ in range(n_repeats):

@@ -141,6 +141,27 @@ def test_per_document_scores_rank_synthetic_above_human(labelled, corpora):
     assert roc_auc_score(np.r_[np.zeros(len(ht)), np.ones(len(st))], scores) > 0.7
 
 
+def test_document_probabilities_are_calibrated_and_follow_the_prior(labelled, corpora):
+    (ht, hv), (st, sv) = corpora["human"], corpora["synthetic"]
+    texts, vectors = ht + st, np.vstack([hv, sv])
+    y = np.r_[np.zeros(len(ht)), np.ones(len(st))]
+    p = labelled.probabilities(texts, vectors, prior=0.5)
+
+    def log_loss(q: np.ndarray) -> float:
+        q = np.clip(q, 1e-12, 1 - 1e-12)
+        return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+
+    # Calibrated posteriors average to the true share: within 4 binomial standard errors.
+    assert abs(p.mean() - 0.5) < 4 * np.sqrt(0.25 / len(y))
+    # The raw scores are overconfident out of sample; the recalibrated ones lose less.
+    assert log_loss(p) < log_loss(labelled.scores(texts, vectors))
+    # Same ranking; the prior moves every document's odds by the prior's odds (Bayes' rule).
+    p10 = labelled.probabilities(texts, vectors, prior=0.1)
+    np.testing.assert_allclose(p10 / (1 - p10) / (p / (1 - p)), 1 / 9, rtol=1e-6)
+    with pytest.raises(InvalidInputError, match=r"prior must be a share in \[0, 1\]"):
+        labelled.probabilities(texts, vectors, prior=30)
+
+
 def test_bad_input_says_what_is_needed(corpora, labelled):
     (rt, rv), (lt, lv) = corpora["ref"], corpora["labelled"]
     (ht, hv) = corpora["human"]
