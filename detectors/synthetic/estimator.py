@@ -53,6 +53,7 @@ from detectors.synthetic.mixture import (
     IN_REFERENCE,
     MIN_IN_DOMAIN,
     bootstrap_shares,
+    shares_at,
 )
 
 OOD_FLAG = 0.5  # above this out-of-domain share the candidate is flagged out-of-domain
@@ -378,6 +379,7 @@ class SyntheticFractionEstimator:
         scores = self.scores(docs, vecs if "embedding" in self.features_ else None)
         region = self.region(vecs)
         pos, neg, hold = self.pos_scores_, self.neg_scores_, self.holdout_region_
+        near = self.holdout_near_
 
         point, reps = bootstrap_shares(
             quantify.QUANTIFIERS[self.method_],
@@ -387,12 +389,21 @@ class SyntheticFractionEstimator:
             neg,
             hold,
             self.synthetic_region_,
-            self.holdout_near_,
+            near,
             n_bootstrap=self.n_bootstrap,
             rng=np.random.default_rng([self.random_state, 3]),
         )
         tail = (1 - self.level) / 2
         low, high = np.quantile(reps, tail, axis=0), np.quantile(reps, 1 - tail, axis=0)
+        in_ref = region == IN_REFERENCE
+        if self.method_ == "emq-bcts" and in_ref.sum() >= MIN_IN_DOMAIN:
+            # A percentile bootstrap piles up at a boundary (a plainly human candidate: every
+            # replicate at 0); the likelihood's own interval keeps the width the sample allows.
+            ends = quantify.emq_bcts_interval(scores[in_ref], pos, neg, self.level)
+            low[0], high[0] = (
+                min(low[0], shares_at(ends[0], region, hold, self.synthetic_region_, near)[0]),
+                max(high[0], shares_at(ends[1], region, hold, self.synthetic_region_, near)[0]),
+            )
         notes: list[str] = []
         flagged = point[1] > OOD_FLAG
         if flagged:
@@ -410,7 +421,7 @@ class SyntheticFractionEstimator:
                 f"{self.examples_dropped_} synthetic examples lie outside the reference's domain "
                 f"and were not used; the signature was learned from {self.n_examples_}"
             )
-        n_ref = int(np.sum(region == IN_REFERENCE))
+        n_ref = int(in_ref.sum())
         if n_ref < MIN_IN_DOMAIN:
             notes.append(
                 f"only {n_ref} documents are inside the reference's balls (need "

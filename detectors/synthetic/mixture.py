@@ -64,6 +64,26 @@ def shares(
     return n_synthetic, 1 - total
 
 
+def _synthetic_rates(
+    holdout: np.ndarray, synthetic: np.ndarray, near: np.ndarray | None
+) -> np.ndarray:
+    return region_rates(synthetic) if near is None else scaled_rates(holdout, synthetic, near)
+
+
+def shares_at(
+    a_in: float,
+    region: np.ndarray,
+    holdout: np.ndarray,
+    synthetic: np.ndarray | None,
+    near: np.ndarray | None,
+) -> tuple[float, float]:
+    """`shares` with the synthetic share in the reference's balls set to `a_in` (e.g. an end of
+    its own interval), at the rates `bootstrap_shares` uses for its point."""
+    syn = holdout if synthetic is None else synthetic
+    rates = region_rates(holdout), _synthetic_rates(holdout, syn, near)
+    return shares(lambda _: a_in, region, *rates)
+
+
 def bootstrap_shares(
     quantifier: Callable[[np.ndarray, np.ndarray, np.ndarray], float],
     scores: np.ndarray,
@@ -90,12 +110,9 @@ def bootstrap_shares(
     ) -> tuple[float, float]:
         return shares(lambda in_ref: quantifier(scores[rows][in_ref], p, n), region[rows], h, s)
 
-    def synthetic_rates(hold: np.ndarray, syn: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-        return region_rates(syn) if keep is None else scaled_rates(hold, syn, keep)
-
     syn = holdout if synthetic is None else synthetic
     everyone = np.arange(len(region))
-    point = one(everyone, pos, neg, region_rates(holdout), synthetic_rates(holdout, syn, near))
+    point = one(everyone, pos, neg, region_rates(holdout), _synthetic_rates(holdout, syn, near))
     reps = np.empty((n_bootstrap, 2))
     for b in range(n_bootstrap):
         rows = rng.integers(len(region), size=len(region))
@@ -106,6 +123,6 @@ def bootstrap_shares(
             s_b = h
         else:
             keep = None if near is None else near[hold_rows]
-            s_b = synthetic_rates(holdout[hold_rows], rng.choice(syn, len(syn)), keep)
+            s_b = _synthetic_rates(holdout[hold_rows], rng.choice(syn, len(syn)), keep)
         reps[b] = one(rows, pos_b, neg_b, h, s_b)
     return point, reps

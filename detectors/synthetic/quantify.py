@@ -28,6 +28,7 @@ out-of-fold scores, so the uncertainty of the error rates is part of the interva
 from __future__ import annotations
 
 from collections.abc import Callable
+from statistics import NormalDist
 
 import numpy as np
 
@@ -154,6 +155,34 @@ def emq_bcts(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
     """Maximum-likelihood prior on recalibrated posteriors."""
     llr = log_likelihood_ratios(scores, pos, neg, temperature_scaling(pos, neg))
     return max_likelihood_prior(np.exp(llr))
+
+
+def emq_bcts_interval(
+    scores: np.ndarray, pos: np.ndarray, neg: np.ndarray, level: float
+) -> tuple[float, float]:
+    """Profile-likelihood interval of EMQ-BCTS's prior: every a in [0, 1] whose log-likelihood
+    is within z^2 / 2 of the maximum (Wilks; z the normal quantile of the interval's tails). It
+    covers the candidate's sampling only, given the calibration, but keeps its width at a
+    boundary, where a percentile bootstrap piles every replicate up (a plainly human candidate's
+    replicates all at 0: an interval [0, 0] no sample size can justify)."""
+    d = np.exp(log_likelihood_ratios(scores, pos, neg, temperature_scaling(pos, neg))) - 1
+    best = max_likelihood_prior(d + 1)
+    drop = NormalDist().inv_cdf((1 + level) / 2) ** 2 / 2
+    top = float(np.sum(np.log1p(best * d)))
+
+    def bound(lo: float, hi: float, inside_at_lo: bool) -> float:
+        # The log-likelihood is concave: between the maximum and an end it falls monotonically.
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            if (top - float(np.sum(np.log1p(mid * d))) <= drop) == inside_at_lo:
+                lo = mid
+            else:
+                hi = mid
+        return lo if inside_at_lo else hi
+
+    low = 0.0 if top - float(np.sum(np.log1p(0.0 * d))) <= drop else bound(0.0, best, False)
+    high = 1.0 if top - float(np.sum(np.log1p(d))) <= drop else bound(best, 1.0, True)
+    return low, high
 
 
 def best_bin_negative_share(

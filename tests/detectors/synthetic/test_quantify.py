@@ -82,6 +82,29 @@ def test_the_likelihood_maximum_is_found_to_the_grid_resolution():
         )
 
 
+@pytest.mark.parametrize("a", [0.05, 0.5])
+def test_the_likelihood_interval_covers_the_prior_at_its_level(a):
+    rng = np.random.default_rng(7)
+    # A large calibration set: the interval covers the candidate's sampling, given the calibration.
+    pos, neg = _scores(rng, 20_000, True, 3.0), _scores(rng, 20_000, False, 3.0)
+    n_repeats, level = 200, 0.9
+    hits = []
+    for _ in range(n_repeats):
+        low, high = quantify.emq_bcts_interval(_mix(rng, a, 3.0), pos, neg, level)
+        hits.append(low <= a <= high)
+    assert abs(np.mean(hits) - level) < 4 * np.sqrt(level * (1 - level) / n_repeats)
+
+
+def test_the_likelihood_interval_keeps_its_width_at_the_boundary():
+    rng = np.random.default_rng(8)
+    pos, neg = _scores(rng, N_CAL, True, 3.0), _scores(rng, N_CAL, False, 3.0)
+    human = _scores(rng, 500, False, 3.0)
+    low, high = quantify.emq_bcts_interval(human, pos, neg, 0.9)
+    assert low == 0.0 < high < 0.2  # contains the truth, and says how much could hide in it
+    wider = quantify.emq_bcts_interval(human, pos, neg, 0.99)
+    assert wider[0] == 0.0 and wider[1] > high
+
+
 def test_classify_and_count_is_biased_towards_the_error_rates():
     rng = np.random.default_rng(1)
     pos, neg = _scores(rng, N_CAL, True), _scores(rng, N_CAL, False)
