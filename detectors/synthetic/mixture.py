@@ -70,6 +70,14 @@ def _synthetic_rates(
     return region_rates(synthetic) if near is None else scaled_rates(holdout, synthetic, near)
 
 
+def point_rates(
+    holdout: np.ndarray, synthetic: np.ndarray | None, near: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(human, synthetic) region rates of the point estimate (see `bootstrap_shares`)."""
+    syn = holdout if synthetic is None else synthetic
+    return region_rates(holdout), _synthetic_rates(holdout, syn, near)
+
+
 def shares_at(
     a_in: float,
     region: np.ndarray,
@@ -78,10 +86,8 @@ def shares_at(
     near: np.ndarray | None,
 ) -> tuple[float, float]:
     """`shares` with the synthetic share in the reference's balls set to `a_in` (e.g. an end of
-    its own interval), at the rates `bootstrap_shares` uses for its point."""
-    syn = holdout if synthetic is None else synthetic
-    rates = region_rates(holdout), _synthetic_rates(holdout, syn, near)
-    return shares(lambda _: a_in, region, *rates)
+    its own interval), at the point estimate's rates."""
+    return shares(lambda _: a_in, region, *point_rates(holdout, synthetic, near))
 
 
 def bootstrap_shares(
@@ -111,8 +117,7 @@ def bootstrap_shares(
         return shares(lambda in_ref: quantifier(scores[rows][in_ref], p, n), region[rows], h, s)
 
     syn = holdout if synthetic is None else synthetic
-    everyone = np.arange(len(region))
-    point = one(everyone, pos, neg, region_rates(holdout), _synthetic_rates(holdout, syn, near))
+    point = one(np.arange(len(region)), pos, neg, *point_rates(holdout, synthetic, near))
     reps = np.empty((n_bootstrap, 2))
     for b in range(n_bootstrap):
         rows = rng.integers(len(region), size=len(region))
