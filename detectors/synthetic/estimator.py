@@ -396,10 +396,11 @@ class SyntheticFractionEstimator:
         tail = (1 - self.level) / 2
         low, high = np.quantile(reps, tail, axis=0), np.quantile(reps, 1 - tail, axis=0)
         in_ref = region == IN_REFERENCE
-        if self.method_ == "emq-bcts" and in_ref.sum() >= MIN_IN_DOMAIN:
+        likelihood_interval = quantify.LIKELIHOOD_INTERVALS.get(self.method_)
+        if likelihood_interval is not None and in_ref.sum() >= MIN_IN_DOMAIN:
             # A percentile bootstrap piles up at a boundary (a plainly human candidate: every
             # replicate at 0); the likelihood's own interval keeps the width the sample allows.
-            ends = quantify.emq_bcts_interval(scores[in_ref], pos, neg, self.level)
+            ends = likelihood_interval(scores[in_ref], pos, neg, self.level, self.calibration_)
             low[0], high[0] = (
                 min(low[0], shares_at(ends[0], region, hold, self.synthetic_region_, near)[0]),
                 max(high[0], shares_at(ends[1], region, hold, self.synthetic_region_, near)[0]),

@@ -158,14 +158,20 @@ def emq_bcts(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def emq_bcts_interval(
-    scores: np.ndarray, pos: np.ndarray, neg: np.ndarray, level: float
+    scores: np.ndarray,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    level: float,
+    calibration: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
     """Profile-likelihood interval of EMQ-BCTS's prior: every a in [0, 1] whose log-likelihood
     is within z^2 / 2 of the maximum (Wilks; z the normal quantile of the interval's tails). It
     covers the candidate's sampling only, given the calibration, but keeps its width at a
     boundary, where a percentile bootstrap piles every replicate up (a plainly human candidate's
-    replicates all at 0: an interval [0, 0] no sample size can justify)."""
-    d = np.exp(log_likelihood_ratios(scores, pos, neg, temperature_scaling(pos, neg))) - 1
+    replicates all at 0: an interval [0, 0] no sample size can justify). `calibration`: the
+    `temperature_scaling` of `pos`, `neg` when the caller already has it."""
+    calibration = calibration or temperature_scaling(pos, neg)
+    d = np.exp(log_likelihood_ratios(scores, pos, neg, calibration)) - 1
     best = max_likelihood_prior(d + 1)
     drop = NormalDist().inv_cdf((1 + level) / 2) ** 2 / 2
     top = float(np.sum(np.log1p(best * d)))
@@ -180,7 +186,7 @@ def emq_bcts_interval(
                 hi = mid
         return lo if inside_at_lo else hi
 
-    low = 0.0 if top - float(np.sum(np.log1p(0.0 * d))) <= drop else bound(0.0, best, False)
+    low = 0.0 if top <= drop else bound(0.0, best, False)  # the log-likelihood at 0 is 0
     high = 1.0 if top - float(np.sum(np.log1p(d))) <= drop else bound(best, 1.0, True)
     return low, high
 
@@ -221,6 +227,11 @@ QUANTIFIERS: dict[str, Quantifier] = {
     "emq-bcts": emq_bcts,
     "bbe": bbe,
 }
+
+
+# Quantifiers with a likelihood of their own: its interval keeps its width where the percentile
+# bootstrap piles up at a boundary (see `emq_bcts_interval`).
+LIKELIHOOD_INTERVALS = {"emq-bcts": emq_bcts_interval}
 
 
 def check_sizes(n_candidate: int, n_pos: int | None, n_neg: int) -> None:
