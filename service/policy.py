@@ -1,4 +1,16 @@
-"""Thresholds -> keep | top-up | reject, with every reason carrying the numbers behind it.
+"""Thresholds -> keep | top-up | reject | inconclusive, every reason carrying the numbers behind it.
+
+First the synthetic fraction and the domain alone (`early_verdict`), in this order:
+
+- reject: the synthetic fraction's lower bound exceeds `hard_max_synthetic_fraction`; or the
+  candidate's in-domain part reads as mostly generated: synthetic point / (1 - out-of-domain
+  point) > `reject_generated_share` (the synthetic point is a share of the whole candidate).
+- inconclusive: the reference cannot judge this corpus, or the synthetic fraction is unknown:
+  the out-of-domain share exceeds `max_out_of_domain_fraction` (build a reference of the
+  candidate's own domain); no synthetic-fraction estimate could be made; or its interval is wider
+  than `max_synthetic_interval_width` (audit more documents, or give labelled examples).
+
+Otherwise the forecast decides (`decide`):
 
 - keep: the synthetic fraction's upper bound is within `max_synthetic_fraction` and the forecast
   final tail coverage, relative to fresh human data under the same plan, is at least
@@ -6,8 +18,7 @@
 - top-up: outside those limits, but adding fresh human documents fixes it: enough to dilute the
   synthetic share below the limit, and the fresh fraction per generation that the simulator finds
   (`simulations.forecast.min_top_up`) within `max_top_up_fraction`.
-- reject: the synthetic fraction's lower bound exceeds `hard_max_synthetic_fraction`, or no
-  allowed top-up brings the forecast back within the limit.
+- reject: no allowed top-up brings the forecast back within the limit.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from pydantic import ConfigDict, Field
 
 from detectors.results import Estimate, Frozen
 
-Decision = Literal["keep", "top-up", "reject"]
+Decision = Literal["keep", "top-up", "reject", "inconclusive"]
 
 
 class Policy(Frozen):
@@ -30,6 +41,12 @@ class Policy(Frozen):
     hard_max_synthetic_fraction: float = Field(default=0.6, ge=0, le=1)
     min_relative_tail_coverage: float = Field(default=0.9, gt=0, le=1.5)
     max_top_up_fraction: float = Field(default=0.5, gt=0, le=1)
+    # Above this out-of-domain share (point) the reference does not represent the candidate.
+    max_out_of_domain_fraction: float = Field(default=0.5, ge=0, le=1)
+    # A synthetic-fraction interval wider than this (high - low) is not an identified fraction.
+    max_synthetic_interval_width: float = Field(default=0.5, gt=0, le=1)
+    # Reject when the in-domain part reads as generated above this share.
+    reject_generated_share: float = Field(default=0.5, gt=0, le=1)
 
 
 class Reason(Frozen):
@@ -56,6 +73,97 @@ def dilution_documents(n: int, synthetic_high: float, limit: float) -> int:
     return math.ceil(n * (synthetic_high / limit - 1))
 
 
+def in_domain_generated_share(synthetic: Estimate, out_of_domain: Estimate | None) -> float:
+    """The synthetic point (a share of the whole candidate) as a share of its in-domain part."""
+    outside = 0.0 if out_of_domain is None else out_of_domain.point
+    return synthetic.point / max(1.0 - outside, 1e-9)
+
+
+def early_verdict(
+    policy: Policy, *, synthetic: Estimate | None, out_of_domain: Estimate | None
+) -> Verdict | None:
+    """The verdict the synthetic fraction and the domain decide alone, or None (the forecast then
+    decides): reject on the hard limit or a mostly generated candidate, inconclusive when the
+    reference does not represent the candidate or the synthetic fraction is not identified."""
+    if synthetic is not None and synthetic.low > policy.hard_max_synthetic_fraction:
+        return _verdict(
+            "reject",
+            code="synthetic-hard-limit",
+            message=f"synthetic fraction is at least {synthetic.low:.2f} "
+            f"({synthetic.level:.0%} interval {synthetic.low:.2f}-{synthetic.high:.2f}), above "
+            f"the hard limit {policy.hard_max_synthetic_fraction:.2f}",
+            value=synthetic.low,
+            limit=policy.hard_max_synthetic_fraction,
+        )
+    if synthetic is not None:
+        share = in_domain_generated_share(synthetic, out_of_domain)
+        if share > policy.reject_generated_share:
+            outside = (
+                "not estimated, taken as 0"
+                if out_of_domain is None
+                else f"{out_of_domain.point:.2f}"
+            )
+            return _verdict(
+                "reject",
+                code="mostly-generated",
+                message=f"{share:.0%} of the candidate's in-domain part reads as generated "
+                f"(synthetic fraction {synthetic.point:.2f} of the whole candidate, "
+                f"{synthetic.level:.0%} interval {synthetic.low:.2f}-{synthetic.high:.2f}; "
+                f"out-of-domain share {outside}), above the limit "
+                f"{policy.reject_generated_share:.0%}",
+                value=share,
+                limit=policy.reject_generated_share,
+            )
+    if out_of_domain is not None and out_of_domain.point > policy.max_out_of_domain_fraction:
+        o = out_of_domain
+        return _verdict(
+            "inconclusive",
+            code="out-of-domain",
+            message=f"{o.point:.0%} of the candidate lies outside the reference's domain "
+            f"({o.level:.0%} interval {o.low:.0%}-{o.high:.0%}; limit "
+            f"{policy.max_out_of_domain_fraction:.0%}): the reference does not represent this "
+            "corpus, so its coverage and synthetic fraction cannot be judged against it; build "
+            "a reference from the candidate's own domain (collapse-guard reference build NAME "
+            "FILES) and audit against that",
+            value=o.point,
+            limit=policy.max_out_of_domain_fraction,
+        )
+    if synthetic is None:
+        return _verdict(
+            "inconclusive",
+            code="no-synthetic-estimate",
+            message="the synthetic fraction could not be estimated (the audit notes say why), so "
+            "the share of generated text is unknown; audit a larger sample, or against a "
+            "reference of the candidate's own domain",
+        )
+    width = synthetic.high - synthetic.low
+    if width > policy.max_synthetic_interval_width:
+        return _verdict(
+            "inconclusive",
+            code="synthetic-not-identifiable",
+            message=f"the synthetic fraction is not identifiable from this sample: its "
+            f"{synthetic.level:.0%} interval {synthetic.low:.2f}-{synthetic.high:.2f} is "
+            f"{width:.2f} wide, wider than the limit {policy.max_synthetic_interval_width:.2f}; "
+            "audit more documents, or give labelled examples of the generator you fear "
+            "(COLLAPSE_GUARD_SYNTHETIC_EXAMPLES)",
+            value=width,
+            limit=policy.max_synthetic_interval_width,
+        )
+    return None
+
+
+def _verdict(
+    decision: Decision,
+    *,
+    code: str,
+    message: str,
+    value: float | None = None,
+    limit: float | None = None,
+) -> Verdict:
+    reason = Reason(code=code, message=message, value=value, limit=limit)
+    return Verdict(decision=decision, reasons=(reason,))
+
+
 def decide(
     policy: Policy,
     *,
@@ -65,24 +173,18 @@ def decide(
     top_up_beta: float | None,
     top_up_per_generation: int | None,
     top_up_feasible: bool,
+    out_of_domain: Estimate | None = None,
 ) -> Verdict:
-    """The verdict from the audit's numbers. `relative_tail_coverage` is the forecast's final mean
-    tail coverage / that of fresh human data under the plan; the top-up arguments describe the
-    smallest fresh fraction the simulator found (None when no search was needed)."""
-    reasons: list[Reason] = []
-    if synthetic is not None and synthetic.low > policy.hard_max_synthetic_fraction:
-        reasons.append(
-            Reason(
-                code="synthetic-hard-limit",
-                message=f"synthetic fraction is at least {synthetic.low:.2f} "
-                f"({synthetic.level:.0%} interval {synthetic.low:.2f}-{synthetic.high:.2f}), above "
-                f"the hard limit {policy.hard_max_synthetic_fraction:.2f}",
-                value=synthetic.low,
-                limit=policy.hard_max_synthetic_fraction,
-            )
-        )
-        return Verdict(decision="reject", reasons=tuple(reasons))
+    """The verdict from the audit's numbers: `early_verdict`'s if it decides, else the forecast's.
+    `relative_tail_coverage` is the forecast's final mean tail coverage / that of fresh human data
+    under the plan; the top-up arguments describe the smallest fresh fraction the simulator found
+    (None when no search was needed); `out_of_domain` is the candidate's share outside the
+    reference's domain."""
+    early = early_verdict(policy, synthetic=synthetic, out_of_domain=out_of_domain)
+    if early is not None:
+        return early
 
+    reasons: list[Reason] = []
     dilute = 0
     if synthetic is not None and synthetic.high > policy.max_synthetic_fraction:
         dilute = dilution_documents(n_documents, synthetic.high, policy.max_synthetic_fraction)

@@ -83,6 +83,30 @@ def test_not_ready_until_the_model_is_loaded(tmp_path):
         assert r.status_code == 503 and r.json() == {"ready": False, "model": False, "store": True}
 
 
+def test_openapi_lists_every_decision_and_the_new_policy_fields(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path), load_model=False)
+    with TestClient(app) as c:
+        r = c.get("/openapi.json")
+    assert r.status_code == 200
+    schemas = r.json()["components"]["schemas"]
+    verdicts = [m for name, m in schemas.items() if name.split("-")[0] == "Verdict"]
+    assert verdicts, sorted(schemas)
+    for model in verdicts:
+        assert model["properties"]["decision"]["enum"] == [
+            "keep",
+            "top-up",
+            "reject",
+            "inconclusive",
+        ]
+    policies = [m for name, m in schemas.items() if name.split("-")[0] == "Policy"]
+    assert policies, sorted(schemas)
+    for model in policies:
+        fields = model["properties"]
+        assert fields["max_out_of_domain_fraction"]["maximum"] == 1
+        assert fields["max_synthetic_interval_width"]["exclusiveMinimum"] == 0
+        assert fields["reject_generated_share"]["default"] == 0.5
+
+
 def test_reference_lifecycle(client, texts):
     info = ReferenceInfo.model_validate(client.get("/v1/references/bbc").json())
     assert info.size == 200 and info.model == "all-MiniLM-L6-v2"

@@ -1,4 +1,5 @@
-"""The verdict from numbers: keep, top-up (with how many documents) and reject, with reasons."""
+"""The verdict from numbers: keep, top-up (with how many documents), reject and inconclusive,
+with reasons."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from detectors.results import Estimate
-from service.policy import Policy, decide, dilution_documents
+from service.policy import Policy, decide, dilution_documents, early_verdict
 
 POLICY = Policy(
     max_synthetic_fraction=0.3,
@@ -22,7 +23,9 @@ def est(point: float, low: float, high: float) -> Estimate:
     return Estimate(point=point, low=low, high=high, level=0.9, method="test")
 
 
-def verdict(synthetic, relative, beta=None, per_gen=None, feasible=False, n=1000):
+def verdict(
+    synthetic, relative, beta=None, per_gen=None, feasible=False, n=1000, out_of_domain=None
+):
     return decide(
         POLICY,
         n_documents=n,
@@ -31,6 +34,7 @@ def verdict(synthetic, relative, beta=None, per_gen=None, feasible=False, n=1000
         top_up_beta=beta,
         top_up_per_generation=per_gen,
         top_up_feasible=feasible,
+        out_of_domain=out_of_domain,
     )
 
 
@@ -58,9 +62,10 @@ def test_top_up_by_dilution_when_synthetic_share_is_high():
 def test_reject_on_hard_limit_or_insufficient_top_up():
     hard = verdict(est(0.8, 0.7, 0.9), 0.95)
     assert hard.decision == "reject" and hard.reasons[0].code == "synthetic-hard-limit"
-    short = verdict(None, 0.5, beta=0.5, per_gen=500, feasible=False)
+    low = est(0.1, 0.05, 0.2)
+    short = verdict(low, 0.5, beta=0.5, per_gen=500, feasible=False)
     assert short.decision == "reject" and short.reasons[-1].code == "top-up-insufficient"
-    too_much = verdict(None, 0.5, beta=0.75, per_gen=750, feasible=True)
+    too_much = verdict(low, 0.5, beta=0.75, per_gen=750, feasible=True)
     assert too_much.decision == "reject"
 
 
@@ -70,3 +75,158 @@ def test_dilution_edge_cases_and_validation():
     assert dilution_documents(100, 0.1, 0.0) == -1
     with pytest.raises(ValidationError):
         Policy(max_synthetic_fraction=1.5)
+
+
+# --- early_verdict: the synthetic fraction and the domain alone, in the order a-e -------------
+
+
+def test_a_hard_limit_rejects_first():
+    v = early_verdict(POLICY, synthetic=est(0.8, 0.7, 0.9), out_of_domain=est(0.7, 0.6, 0.8))
+    assert v is not None and v.decision == "reject"
+    (reason,) = v.reasons
+    assert reason.code == "synthetic-hard-limit"
+    assert reason.value == 0.7 and reason.limit == 0.6
+    assert reason.message == (
+        "synthetic fraction is at least 0.70 (90% interval 0.70-0.90), above the hard limit 0.60"
+    )
+
+
+def test_b_mostly_generated_in_domain_part_is_rejected():
+    # 0.40 of the whole candidate, 30% of it out of domain: 0.40 / 0.70 = 57% of the in-domain
+    # part reads as generated, above 50%.
+    v = early_verdict(POLICY, synthetic=est(0.4, 0.3, 0.5), out_of_domain=est(0.3, 0.2, 0.4))
+    assert v is not None and v.decision == "reject" and v.top_up_documents == 0
+    (reason,) = v.reasons
+    assert reason.code == "mostly-generated"
+    assert reason.value == pytest.approx(0.4 / 0.7) and reason.limit == 0.5
+    for number in ("57%", "0.40", "0.30-0.50", "out-of-domain share 0.30", "limit 50%"):
+        assert number in reason.message, (number, reason.message)
+    # The same synthetic point with nothing out of domain is 40% of the in-domain part: no
+    # early verdict (the forecast decides).
+    assert early_verdict(POLICY, synthetic=est(0.4, 0.3, 0.5), out_of_domain=None) is None
+    # Without an out-of-domain estimate the share is the point itself, and the message says so.
+    alone = early_verdict(POLICY, synthetic=est(0.55, 0.45, 0.65), out_of_domain=None)
+    assert alone is not None and alone.decision == "reject"
+    assert alone.reasons[0].value == pytest.approx(0.55)
+    assert "not estimated, taken as 0" in alone.reasons[0].message
+    # The limit is strict: exactly half generated is not rejected here.
+    assert early_verdict(POLICY, synthetic=est(0.5, 0.4, 0.6), out_of_domain=None) is None
+
+
+def test_c_out_of_domain_candidate_is_inconclusive():
+    # 0.10 / (1 - 0.62) = 26% generated in domain: not rejected, but 62% out of domain.
+    v = early_verdict(POLICY, synthetic=est(0.1, 0.05, 0.2), out_of_domain=est(0.62, 0.55, 0.70))
+    assert v is not None and v.decision == "inconclusive"
+    (reason,) = v.reasons
+    assert reason.code == "out-of-domain"
+    assert reason.value == 0.62 and reason.limit == 0.5
+    assert reason.message.startswith(
+        "62% of the candidate lies outside the reference's domain (90% interval 55%-70%; "
+        "limit 50%): the reference does not represent this corpus"
+    )
+    assert "collapse-guard reference build NAME FILES" in reason.message
+    # Out of domain comes before "no estimate": the more useful advice wins.
+    none = early_verdict(POLICY, synthetic=None, out_of_domain=est(0.62, 0.55, 0.70))
+    assert none is not None and none.reasons[0].code == "out-of-domain"
+    # At the limit it is not out of domain.
+    assert (
+        early_verdict(POLICY, synthetic=est(0.1, 0.05, 0.2), out_of_domain=est(0.5, 0.4, 0.6))
+        is None
+    )
+
+
+def test_b_comes_before_c():
+    # 0.30 / (1 - 0.60) = 75% generated in domain: reject, although 60% is out of domain.
+    v = early_verdict(POLICY, synthetic=est(0.3, 0.2, 0.4), out_of_domain=est(0.6, 0.5, 0.7))
+    assert v is not None and v.decision == "reject"
+    assert v.reasons[0].code == "mostly-generated"
+    assert v.reasons[0].value == pytest.approx(0.75)
+
+
+def test_d_no_synthetic_estimate_is_inconclusive():
+    v = early_verdict(POLICY, synthetic=None, out_of_domain=None)
+    assert v is not None and v.decision == "inconclusive"
+    (reason,) = v.reasons
+    assert reason.code == "no-synthetic-estimate"
+    assert "could not be estimated" in reason.message and "audit notes" in reason.message
+    assert "larger sample" in reason.message and "own domain" in reason.message
+
+
+def test_e_wide_synthetic_interval_is_not_identifiable():
+    v = early_verdict(POLICY, synthetic=est(0.2, 0.0, 0.6), out_of_domain=est(0.1, 0.05, 0.2))
+    assert v is not None and v.decision == "inconclusive"
+    (reason,) = v.reasons
+    assert reason.code == "synthetic-not-identifiable"
+    assert reason.value == pytest.approx(0.6) and reason.limit == 0.5
+    for text in ("0.00-0.60", "0.60 wide", "limit 0.50", "COLLAPSE_GUARD_SYNTHETIC_EXAMPLES"):
+        assert text in reason.message, (text, reason.message)
+    # 0.45 wide is within the limit.
+    assert early_verdict(POLICY, synthetic=est(0.2, 0.0, 0.45), out_of_domain=None) is None
+
+
+def test_decide_returns_the_early_verdicts():
+    # Each of these would be "keep" on the forecast alone (relative 0.97, beta not needed).
+    cases = {
+        "mostly-generated": (est(0.4, 0.3, 0.5), est(0.3, 0.2, 0.4), "reject"),
+        "out-of-domain": (est(0.1, 0.05, 0.2), est(0.62, 0.55, 0.7), "inconclusive"),
+        "no-synthetic-estimate": (None, None, "inconclusive"),
+        "synthetic-not-identifiable": (est(0.2, 0.0, 0.6), None, "inconclusive"),
+    }
+    for code, (synthetic, outside, decision) in cases.items():
+        v = verdict(synthetic, 0.97, out_of_domain=outside)
+        assert v.decision == decision and [r.code for r in v.reasons] == [code]
+        assert v.top_up_documents == 0
+    # A top-up case (forecast short, top-up feasible) is also overridden by an early verdict.
+    # (0.05 / (1 - 0.8) = 25% generated in domain: not rejected, but 80% out of domain.)
+    v = verdict(
+        est(0.05, 0.02, 0.1),
+        0.7,
+        beta=0.1,
+        per_gen=100,
+        feasible=True,
+        out_of_domain=est(0.8, 0.7, 0.9),
+    )
+    assert v.decision == "inconclusive" and v.top_up_documents == 0
+
+
+def test_keep_and_top_up_unchanged_with_a_small_out_of_domain_share():
+    small = est(0.1, 0.05, 0.15)
+    for kwargs in (
+        dict(synthetic=est(0.1, 0.05, 0.2), relative=0.97),
+        dict(synthetic=est(0.1, 0.05, 0.2), relative=0.7, beta=0.125, per_gen=125, feasible=True),
+        dict(synthetic=est(0.35, 0.3, 0.4), relative=0.95),
+    ):
+        assert verdict(**kwargs, out_of_domain=small) == verdict(**kwargs)
+    assert verdict(est(0.35, 0.3, 0.4), 0.95).top_up_documents == 334
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("max_out_of_domain_fraction", -0.1),
+        ("max_out_of_domain_fraction", 1.5),
+        ("max_synthetic_interval_width", 0.0),
+        ("max_synthetic_interval_width", 1.2),
+        ("reject_generated_share", 0.0),
+        ("reject_generated_share", 2.0),
+        ("reject_generated_share", "0.5"),  # strict: a string is not a number
+    ],
+)
+def test_new_policy_fields_are_validated(field, bad):
+    with pytest.raises(ValidationError, match=field):
+        Policy(**{field: bad})
+
+
+def test_new_policy_fields_defaults_and_bounds():
+    p = Policy()
+    assert (
+        p.max_out_of_domain_fraction,
+        p.max_synthetic_interval_width,
+        p.reject_generated_share,
+    ) == (0.5, 0.5, 0.5)
+    edge = Policy(max_out_of_domain_fraction=0.0, max_synthetic_interval_width=1.0)
+    assert edge.max_out_of_domain_fraction == 0.0 and edge.max_synthetic_interval_width == 1.0
+    # A stricter policy changes the verdict: 30% generated in domain rejected at a 0.25 limit.
+    strict = Policy(reject_generated_share=0.25)
+    v = early_verdict(strict, synthetic=est(0.3, 0.25, 0.35), out_of_domain=None)
+    assert v is not None and v.decision == "reject" and v.reasons[0].limit == 0.25
