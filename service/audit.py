@@ -18,7 +18,7 @@ from detectors.embedding import validate_texts
 from detectors.errors import ReferenceMismatchError
 from detectors.reference import ReferenceCorpus
 from detectors.sampling import reservoir_sample
-from service.policy import Policy, decide
+from service.policy import Policy, decide, early_verdict
 from service.schemas import (
     AuditResult,
     CoverageMetrics,
@@ -98,9 +98,14 @@ def execute_audit(
         progress=stage("forecasting the plan") if stage else None,
     )
     relative = fc.relative_final()
+    estimate = None if synthetic is None else synthetic.estimate
+    out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
+    # The search only matters when the forecast decides (not when the synthetic fraction or the
+    # domain already did).
+    decided = early_verdict(policy, synthetic=estimate, out_of_domain=out_of_domain) is not None
     top_up = None
     top_up_forecast = None
-    if relative < policy.min_relative_tail_coverage:
+    if relative < policy.min_relative_tail_coverage and not decided:
         found = min_top_up(
             reference,
             vectors,
@@ -122,11 +127,12 @@ def execute_audit(
     verdict = decide(
         policy,
         n_documents=len(sample),
-        synthetic=None if synthetic is None else synthetic.estimate,
+        synthetic=estimate,
         relative_tail_coverage=relative,
         top_up_beta=None if top_up is None else top_up.beta,
         top_up_per_generation=None if top_up is None else top_up.documents_per_generation,
         top_up_feasible=top_up is not None and top_up.feasible,
+        out_of_domain=out_of_domain,
     )
     tail = cov.tail_coverage
     result = AuditResult(

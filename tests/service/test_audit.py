@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import cast
 
 import numpy as np
@@ -205,3 +206,104 @@ def test_unreadable_synthetic_examples_file_is_explained(tmp_path):
     bad.write_text('{"text": "fine"}\n{"txt": "no text field"}\n')
     with pytest.raises(InvalidInputError, match="line 2 has no string 'text' field"):
         smollm2_continuations(bad)
+
+
+class HashEmbedder:
+    """Deterministic random unit vectors per text: no model (the audit's plumbing is tested)."""
+
+    model_name = "all-MiniLM-L6-v2"
+
+    def embed(self, texts, *, progress=None):
+        import hashlib
+
+        rows = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).normal(size=384)
+            rows.append(v / np.linalg.norm(v))
+        return EmbeddingResult(
+            vectors=np.asarray(rows, dtype=np.float32),
+            n_documents=len(texts),
+            n_long=0,
+            n_windows=len(texts),
+            long_documents="truncate",
+            model=self.model_name,
+        )
+
+
+def test_early_verdict_skips_the_top_up_search_but_not_the_forecast(tmp_path, monkeypatch):
+    """The synthetic fraction and the domain reach the verdict; when they decide it alone, the
+    top-up search is not run (the forecast still is: the result carries it)."""
+    import service.audit as audit_module
+    from detectors.results import Estimate
+    from service.schemas import SyntheticFraction
+
+    def est(point, low, high):
+        return Estimate(point=point, low=low, high=high, level=0.9, method="test")
+
+    answer: dict[str, SyntheticFraction | None] = {}
+    searches: list[float] = []
+
+    def fake_estimate(store, info, texts, vectors, *, settings, embedder, **kwargs):
+        fraction = answer["synthetic"]
+        return fraction, None if fraction is not None else "no synthetic-fraction estimate: test"
+
+    def fake_search(reference, vectors, plan, *, target, max_beta, **kwargs):
+        searches.append(target)
+        return SimpleNamespace(
+            forecast=None,
+            beta=max_beta,
+            documents_per_generation=30,
+            feasible=False,
+            achieved_relative=0.5,
+            target=target,
+        )
+
+    monkeypatch.setattr(audit_module, "estimate_synthetic", fake_estimate)
+    monkeypatch.setattr(audit_module, "min_top_up", fake_search)
+    settings = Settings(data_dir=tmp_path, audit_size=60)
+    store = Store(settings)
+    embedder = cast(Embedder, HashEmbedder())
+    try:
+        build_reference(
+            store,
+            "ref",
+            [f"reference {i}" for i in range(240)],
+            embedder=embedder,
+            settings=settings,
+        )
+        # An unreachable tail-coverage target: the forecast alone would always need the search.
+        policy = Policy(min_relative_tail_coverage=1.5)
+        plan = Plan(generations=2, samples=60, seeds=2)
+
+        def audit(synthetic):
+            answer["synthetic"] = synthetic
+            texts = [f"candidate {i}" for i in range(60)]
+            return execute_audit(
+                store, "ref", texts, embedder=embedder, settings=settings, policy=policy, plan=plan
+            ).result
+
+        outside = audit(
+            SyntheticFraction(
+                estimate=est(0.1, 0.05, 0.2), out_of_domain_fraction=est(0.62, 0.55, 0.7)
+            )
+        )
+        assert outside.verdict.decision == "inconclusive"
+        assert [r.code for r in outside.verdict.reasons] == ["out-of-domain"]
+        assert outside.top_up is None and outside.forecast is not None and not searches
+
+        unknown = audit(None)
+        assert [r.code for r in unknown.verdict.reasons] == ["no-synthetic-estimate"]
+        assert unknown.top_up is None and not searches
+
+        # In domain and identified: the forecast decides, after the search.
+        judged = audit(
+            SyntheticFraction(
+                estimate=est(0.1, 0.05, 0.2), out_of_domain_fraction=est(0.1, 0.05, 0.2)
+            )
+        )
+        assert searches == [1.5]
+        assert judged.verdict.decision == "reject" and judged.top_up is not None
+        assert {r.code for r in judged.verdict.reasons} >= {"top-up-insufficient"}
+    finally:
+        store.close()
