@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
         api_key: ApiKeyOption = None,
         quiet: QuietOption = False,
     ) -> None:
-        """Audit a candidate corpus against a reference: keep, top-up or reject, with reasons.
+        """Audit a candidate corpus against a reference: keep, top-up, reject or inconclusive,
+        with reasons.
 
         Prints the verdict and its reasons; the exit code says the decision.
         """

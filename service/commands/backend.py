@@ -120,11 +120,14 @@ def _validated(model: Any, values: dict[str, Any], where: str) -> Any:
         raise InvalidInputError(f"{where}: {exc}") from None
 
 
+VERDICT_STYLES = {"keep": "green", "top-up": "yellow", "reject": "red", "inconclusive": "magenta"}
+
+
 def verdict_panel(result: Any) -> Any:
     from rich.panel import Panel
 
     verdict = result.verdict
-    style = {"keep": "green", "top-up": "yellow", "reject": "red"}.get(verdict.decision, "white")
+    style = VERDICT_STYLES.get(verdict.decision, "white")
     lines = [f"[bold {style}]{verdict.decision.upper()}[/]"]
     if verdict.top_up_documents:
         lines.append(f"add {verdict.top_up_documents:,} fresh human documents")

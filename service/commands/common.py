@@ -3,7 +3,10 @@
 Exit codes a pipeline can branch on (documented in `collapse-guard audit --help` and the README):
   0   keep      the corpus is within the policy
   10  top-up    add the reported number of fresh human documents first
-  20  reject    no allowed top-up suffices, or the synthetic fraction exceeds the hard limit
+  20  reject    no allowed top-up suffices, the synthetic fraction exceeds the hard limit, or
+                the candidate's in-domain part reads as mostly generated
+  30  inconclusive  the reference cannot judge this corpus (out of domain) or the synthetic
+                fraction is not identifiable; the reasons say what was measured and what to do
   2   error     a user mistake (missing file, unknown reference, unreadable format, bad option...)
   1   crash     a bug: please report it with the traceback
 """
@@ -18,8 +21,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-EXIT_CODES = {"keep": 0, "top-up": 10, "reject": 20}
-EXIT_HELP = "Exit codes: 0 keep, 10 top-up, 20 reject, 2 user error (one line on stderr), 1 crash."
+EXIT_CODES = {"keep": 0, "top-up": 10, "reject": 20, "inconclusive": 30}
+EXIT_HELP = (
+    "Exit codes: 0 keep, 10 top-up, 20 reject, 30 inconclusive, 2 user error (one line on "
+    "stderr), 1 crash."
+)
 
 TextFieldOption = Annotated[
     str, typer.Option("--text-field", help="JSONL field / Parquet or dataset column of the text.")

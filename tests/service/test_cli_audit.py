@@ -65,9 +65,67 @@ def test_audit_help_documents_the_exit_codes():
     proc = run("audit", "--help")
     assert proc.returncode == 0
     flat = " ".join(proc.stdout.split())
-    assert "0 keep, 10 top-up, 20 reject, 2 user error" in flat
+    assert "0 keep, 10 top-up, 20 reject, 30 inconclusive, 2 user error" in flat
     for option in ("--reference", "--policy", "--plan", "--report", "--json", "--engine", "--url"):
         assert option in proc.stdout
+
+
+def test_every_decision_has_its_own_exit_code():
+    from typing import get_args
+
+    from service.commands.common import EXIT_CODES
+    from service.policy import Decision
+
+    assert set(EXIT_CODES) == set(get_args(Decision))
+    assert EXIT_CODES["inconclusive"] == 30
+    codes = list(EXIT_CODES.values())
+    assert len(set(codes)) == len(codes) and 2 not in codes and 1 not in codes
+
+
+def test_inconclusive_audit_exits_30_and_shows_its_reasons(tmp_path, monkeypatch):
+    """The audit command in process, with a backend that answers an inconclusive verdict: the
+    exit code is 30 and the panel names the decision and its reasons (no model is loaded)."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import service.commands.backend as backend_module
+    from service.cli import app
+    from service.policy import Reason, Verdict
+
+    reason = Reason(
+        code="out-of-domain",
+        message="62% of the candidate lies outside the reference's domain",
+        value=0.62,
+        limit=0.5,
+    )
+    verdict = Verdict(decision="inconclusive", reasons=(reason,))
+
+    class Backend:
+        def audit(self, reference, reader, **kwargs):
+            assert reference == "news"
+            return SimpleNamespace(result=SimpleNamespace(verdict=verdict), extras={})
+
+    @contextmanager
+    def fake_backend(url, api_key, *, engine="local"):
+        yield Backend()
+
+    monkeypatch.setattr(backend_module, "open_backend", fake_backend)
+    corpus = tmp_path / "cand.jsonl"
+    corpus.write_text('{"text": "one document"}\n')
+    proc = CliRunner().invoke(app, ["audit", str(corpus), "--reference", "news"])
+    assert proc.exit_code == 30, proc.output
+    flat = " ".join(proc.output.split())
+    assert "INCONCLUSIVE" in flat and "62% of the candidate lies outside" in flat
+
+    from service.commands.backend import VERDICT_STYLES, verdict_panel
+
+    assert VERDICT_STYLES["inconclusive"] not in {
+        VERDICT_STYLES[d] for d in ("keep", "top-up", "reject")
+    }
+    panel = verdict_panel(SimpleNamespace(verdict=verdict))
+    assert f"[bold {VERDICT_STYLES['inconclusive']}]INCONCLUSIVE[/]" in str(panel.renderable)
 
 
 def test_missing_corpus_file(tmp_path):

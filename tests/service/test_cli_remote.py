@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from service.commands.common import EXIT_CODES as EXIT
 from service.schemas import AuditResult
 from tests.service.test_api_server import KEY, Server
 from tests.service.test_cli_audit import assert_user_error, run
 
 pytestmark = pytest.mark.slow
-EXIT = {"keep": 0, "top-up": 10, "reject": 20}
 
 
 def test_reference_and_audit_through_a_running_service(tmp_path, bbc_docs):
