@@ -23,7 +23,12 @@ from matplotlib.figure import Figure
 from detectors.results import MetricComparison
 from simulations.results import Trajectory
 
-DECISION_COLOURS = {"keep": "#1a7f37", "top-up": "#b35900", "reject": "#c62828"}
+DECISION_COLOURS = {
+    "keep": "#1a7f37",
+    "top-up": "#b35900",
+    "reject": "#c62828",
+    "inconclusive": "#6e40c9",  # purple: no judgement, neither a pass nor a failure
+}
 REFERENCE_COLOUR, CANDIDATE_COLOUR, TAIL_COLOUR = "#8c8c8c", "#1f77b4", "#d62728"
 PLAN_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")
 MAX_POINTS = 2500  # per side in the projection: enough to see the shape, small in the HTML

@@ -47,7 +47,7 @@ class ReportData(BaseModel):
 
     title: str
     created: str  # ISO timestamp of the audit
-    decision: str  # keep | top-up | reject
+    decision: str  # keep | top-up | reject | inconclusive
     reasons: list[str]
     top_up_documents: int | None = None
     reference_name: str

@@ -137,6 +137,64 @@ def test_html_is_self_contained_and_shows_verdict_modes_and_figures(report_data)
     assert '<tr class="under"><td class="text">tail coverage</td>' in html
 
 
+def test_inconclusive_verdict_has_its_own_colour_and_reasons(tmp_path):
+    """An inconclusive audit (numbers given, no embeddings): the banner carries its own colour,
+    distinct from the other decisions', and the reasons; the PNG headline is drawn in it."""
+    from detectors.results import MetricComparison, ModeRow
+
+    colour = DECISION_COLOURS["inconclusive"]
+    others = [DECISION_COLOURS[d] for d in ("keep", "top-up", "reject")]
+    assert all(np.abs(_hex_rgb(colour) - _hex_rgb(c)).max() > 40 for c in others)
+    metric = MetricComparison(
+        value=0.4,
+        value_low=0.3,
+        value_high=0.5,
+        baseline=0.5,
+        ratio=0.8,
+        low=0.6,
+        high=1.0,
+        level=0.9,
+    )
+    reason = (
+        "62% of the candidate lies outside the reference's domain (90% interval 55%-70%; "
+        "limit 50%): the reference does not represent this corpus"
+    )
+    data = ReportData(
+        title="Audit of recipes",
+        created="2026-11-25T02:00:00+00:00",
+        decision="inconclusive",
+        reasons=[reason],
+        reference_name="news",
+        reference_size=800,
+        candidate_name="recipes.jsonl",
+        candidate_size=200,
+        sample_size=200,
+        model="all-MiniLM-L6-v2",
+        synthetic_fraction=Estimate(point=0.1, low=0.05, high=0.2, level=0.9, method="test"),
+        synthetic_fraction_limit=0.3,
+        metrics=[(name, metric) for name in ("tail coverage", "coverage", "precision")],
+        modes=[
+            ModeRow(
+                mode=0,
+                reference_mass=0.5,
+                candidate_mass=0.1,
+                candidate_low=0.05,
+                candidate_high=0.15,
+                baseline_mass=0.5,
+                status="under",
+            )
+        ],
+    )
+    html = render_html(data)
+    assert '<div class="verdict inconclusive" id="verdict">' in html
+    assert "Verdict: inconclusive" in html and reason.replace("'", "&#39;") in html
+    assert f".inconclusive {{ background: {colour}; }}" in html
+    image = np.asarray(Image.open(write_png(data, tmp_path / "inconclusive.png")).convert("RGB"))
+    assert _share_near(image, colour) > 1e-4
+    assert _share_near(image, DECISION_COLOURS["keep"]) == 0
+    assert _share_near(image, DECISION_COLOURS["top-up"]) == 0
+
+
 def test_html_escapes_text_from_the_corpus(report_data):
     hostile = report_data.model_copy(update={"reasons": ["<script>alert(1)</script> & more"]})
     html = render_html(hostile)
