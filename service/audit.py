@@ -85,7 +85,13 @@ def execute_audit(
     vectors = embedded.vectors
     cov = coverage_report(reference, vectors, random_state=seed)
     synthetic, missing = estimate_synthetic(
-        store, info, sample, vectors, settings=settings, embedder=embedder
+        store,
+        info,
+        sample,
+        vectors,
+        settings=settings,
+        embedder=embedder,
+        progress=stage("scoring with the language model") if stage else None,
     )
     if missing:
         notes.append(missing)

@@ -34,6 +34,10 @@ class SyntheticFraction(Frozen):
     out_of_domain: bool = False
     features: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    scored_documents: int = 0  # documents the language model scored (0: embedding method)
+    # The embedding signature's own estimate, for comparison: it reads human text of another
+    # outlet as generated, so the verdict does not use it when the curvature method answers.
+    embedding_estimate: Estimate | None = None
 
 
 class TailCoverage(Frozen):

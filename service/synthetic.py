@@ -1,8 +1,20 @@
-"""The audit's synthetic-fraction stage: fit the estimator on a stored reference and run it.
+"""The audit's synthetic-fraction stage: which share of the candidate is generated, and which
+share lies outside the reference's domain.
+
+Two detectors, each for what it sees (README, "Synthetic fraction under domain shift"):
+- the **domain** (out-of-domain share) from the embedding estimator's k-NN balls: embeddings
+  see the outlet and genre, which is what "does the reference represent this corpus" asks;
+- the **synthetic fraction** from a language model's conditional probability curvature
+  (`detectors.synthetic.curvature`), which sees the origin and hardly the outlet, on a seeded
+  subsample of `curvature_documents` of the audit sample (the forward passes cost ~10x an
+  embedding; the subsample's sampling error is inside the interval). With
+  `synthetic_method="embedding"` the embedding signature answers instead (the earlier design:
+  it reads human text of another outlet as generated).
 
 Fitting reads the reference's texts and vectors and fits an n-gram model and a classifier (seconds
 for thousands of documents), so fitted estimators are kept per reference version for the life
-of the process: repeated audits against one reference pay for it once.
+of the process: repeated audits against one reference pay for it once. The reference's curvature
+profiles are computed once per reference and kept in the data directory's cache.
 """
 
 from __future__ import annotations
@@ -15,10 +27,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detectors.errors import InsufficientDataError
+from detectors.results import Estimate
 from detectors.synthetic import SyntheticFractionEstimator
+from detectors.synthetic.curvature import CurvatureProfiles, CurvatureScorer
+from detectors.synthetic.curvature_fraction import CurvatureFractionEstimator
 from service.schemas import ReferenceInfo, SyntheticFraction
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from detectors.embedding import Embedder
     from service.settings import Settings
     from service.store import Store
@@ -98,6 +115,66 @@ def _estimator(
     return estimator
 
 
+_scorers: dict[tuple[int, str], CurvatureScorer] = {}
+
+
+def curvature_scorer(settings: Settings) -> CurvatureScorer:
+    """One scorer per process and configuration (the model loads once, lazily)."""
+    key = (settings.curvature_tokens, settings.embedding_precision)
+    if key not in _scorers:
+        _scorers[key] = CurvatureScorer(
+            max_tokens=settings.curvature_tokens, precision=settings.embedding_precision
+        )
+    return _scorers[key]
+
+
+def reference_profiles(
+    store: Store, info: ReferenceInfo, settings: Settings, scorer: CurvatureScorer
+) -> CurvatureProfiles:
+    """Curvature profiles of a seeded sample of the reference's documents, computed once per
+    reference version and scorer, then read from the data directory's cache."""
+    n = min(info.size, settings.curvature_reference_documents)
+    parts = (
+        info.id,
+        info.created,
+        info.size,
+        scorer.model_name,
+        scorer.max_tokens,
+        scorer.precision,
+        n,
+        settings.random_state,
+    )
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+    path = settings.data_dir / "cache" / f"curvature-{digest}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return CurvatureProfiles(z["num"], z["var"], z["positions"])
+    texts = store.reference_texts(info.id)
+    pick = np.sort(np.random.default_rng([settings.random_state, 7]).choice(len(texts), n, False))
+    profiles = scorer.profiles([texts[i] for i in pick])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, num=profiles.num, var=profiles.var, positions=profiles.positions)
+    tmp.replace(path)  # atomic: a crash leaves no half-written cache entry
+    return profiles
+
+
+def _curvature_estimate(
+    store: Store,
+    info: ReferenceInfo,
+    texts: list[str],
+    settings: Settings,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[Estimate, int]:
+    scorer = curvature_scorer(settings)
+    reference = reference_profiles(store, info, settings, scorer)
+    n = min(len(texts), settings.curvature_documents)
+    pick = np.sort(np.random.default_rng([settings.random_state, 8]).choice(len(texts), n, False))
+    candidate = scorer.profiles([texts[i] for i in pick], progress)
+    fit = CurvatureFractionEstimator(random_state=settings.random_state).fit(reference)
+    return fit.estimate(candidate).estimate, n
+
+
 def estimate_synthetic(
     store: Store,
     info: ReferenceInfo,
@@ -106,16 +183,34 @@ def estimate_synthetic(
     *,
     settings: Settings,
     embedder: Embedder,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[SyntheticFraction | None, str | None]:
-    """The estimate in the audit's shape, or None and the reason it cannot be made."""
+    """The estimate in the audit's shape, or None and the reason it cannot be made. `progress`
+    follows the language model's scoring."""
     try:
         report = _estimator(store, info, settings, embedder).estimate(texts, vectors)
+        notes = list(report.notes)
+        if settings.synthetic_method == "curvature":
+            estimate, n_scored = _curvature_estimate(store, info, texts, settings, progress)
+            notes.append(
+                f"synthetic fraction from {CURVATURE_METHOD_NOTE} on {n_scored} of "
+                f"{len(texts)} documents; it sees text sampled by small LMs like SmolLM2, not "
+                "text of much larger models (which reads as human to this scorer)"
+            )
+            embedding_estimate: Estimate | None = report.synthetic
+        else:
+            estimate, n_scored, embedding_estimate = report.synthetic, 0, None
     except InsufficientDataError as exc:
         return None, f"no synthetic-fraction estimate: {exc}"
     return SyntheticFraction(
-        estimate=report.synthetic,
+        estimate=estimate,
         out_of_domain_fraction=report.out_of_domain,
         out_of_domain=report.flagged_out_of_domain,
         features=report.features,
-        notes=report.notes,
+        notes=tuple(notes),
+        scored_documents=n_scored,
+        embedding_estimate=embedding_estimate,
     ), None
+
+
+CURVATURE_METHOD_NOTE = "SmolLM2-135M's conditional probability curvature (Fast-DetectGPT)"
