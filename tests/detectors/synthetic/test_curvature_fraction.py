@@ -28,7 +28,7 @@ def profiles(scores: np.ndarray) -> CurvatureProfiles:
 
 
 def mix(a: float, n: int, rng: np.random.Generator, human=HUMAN, generated=GENERATED) -> np.ndarray:
-    k = int(round(a * n))
+    k = round(a * n)
     return np.r_[rng.normal(*generated, k), rng.normal(*human, n - k)]
 
 
