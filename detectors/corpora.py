@@ -84,3 +84,20 @@ def _wiki_paragraphs(plain: str, min_words: int, max_words: int) -> Iterator[str
             end = cut.rfind(". ")
             text = cut[: end + 1] if end > len(cut) // 2 else cut
         yield text
+
+
+def lee_news() -> list[Document]:
+    """350 Australian news articles of 2001 (ABC; the Lee corpus in gensim's test data): another
+    outlet and year than the BBC articles, for the domain-shift tests and benchmarks."""
+    try:
+        from gensim.test.utils import datapath
+    except ImportError as err:  # gensim is a dev/bench dependency
+        raise InvalidInputError("the Lee corpus ships with gensim: pip install gensim") from err
+    docs: list[Document] = []
+    for name in ("lee_background.cor", "lee.cor"):
+        lines = Path(datapath(name)).read_text(encoding="latin-1").splitlines()
+        for i, line in enumerate(lines):
+            text = re.sub(r"\s+", " ", line).strip()
+            if text:
+                docs.append(Document(text=text, source=f"lee/{name.split('.')[0]}/{i:03d}"))
+    return docs

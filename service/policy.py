@@ -73,10 +73,51 @@ def dilution_documents(n: int, synthetic_high: float, limit: float) -> int:
     return math.ceil(n * (synthetic_high / limit - 1))
 
 
+# Estimates whose model reads every candidate document, whatever its domain (the language-model
+# curvature): their point already is the generated share, no in-domain rescaling.
+WHOLE_CANDIDATE_METHODS = frozenset({"curvature-mixture"})
+
+
 def in_domain_generated_share(synthetic: Estimate, out_of_domain: Estimate | None) -> float:
-    """The synthetic point (a share of the whole candidate) as a share of its in-domain part."""
+    """The synthetic point as a share of the text it judges: the whole candidate for a
+    whole-candidate method, else (embedding methods, which can only call in-domain documents
+    generated) its in-domain part."""
+    if synthetic.method in WHOLE_CANDIDATE_METHODS:
+        return synthetic.point
     outside = 0.0 if out_of_domain is None else out_of_domain.point
     return synthetic.point / max(1.0 - outside, 1e-9)
+
+
+def _mostly_generated(
+    policy: Policy, synthetic: Estimate | None, out_of_domain: Estimate | None
+) -> Verdict | None:
+    """Reject when the generated share of the text the estimate judges is above the limit."""
+    if synthetic is None:
+        return None
+    share = in_domain_generated_share(synthetic, out_of_domain)
+    if share > policy.reject_generated_share:
+        interval = f"{synthetic.level:.0%} interval {synthetic.low:.2f}-{synthetic.high:.2f}"
+        if synthetic.method in WHOLE_CANDIDATE_METHODS:
+            message = f"{share:.0%} of the candidate reads as generated ({interval})"
+        else:
+            outside = (
+                "not estimated, taken as 0"
+                if out_of_domain is None
+                else f"{out_of_domain.point:.2f}"
+            )
+            message = (
+                f"{share:.0%} of the candidate's in-domain part reads as generated "
+                f"(synthetic fraction {synthetic.point:.2f} of the whole candidate, {interval}; "
+                f"out-of-domain share {outside})"
+            )
+        return _verdict(
+            "reject",
+            code="mostly-generated",
+            message=f"{message}, above the limit {policy.reject_generated_share:.0%}",
+            value=share,
+            limit=policy.reject_generated_share,
+        )
+    return None
 
 
 def early_verdict(
@@ -95,25 +136,12 @@ def early_verdict(
             value=synthetic.low,
             limit=policy.hard_max_synthetic_fraction,
         )
-    if synthetic is not None:
-        share = in_domain_generated_share(synthetic, out_of_domain)
-        if share > policy.reject_generated_share:
-            outside = (
-                "not estimated, taken as 0"
-                if out_of_domain is None
-                else f"{out_of_domain.point:.2f}"
-            )
-            return _verdict(
-                "reject",
-                code="mostly-generated",
-                message=f"{share:.0%} of the candidate's in-domain part reads as generated "
-                f"(synthetic fraction {synthetic.point:.2f} of the whole candidate, "
-                f"{synthetic.level:.0%} interval {synthetic.low:.2f}-{synthetic.high:.2f}; "
-                f"out-of-domain share {outside}), above the limit "
-                f"{policy.reject_generated_share:.0%}",
-                value=share,
-                limit=policy.reject_generated_share,
-            )
+    whole = synthetic is not None and synthetic.method in WHOLE_CANDIDATE_METHODS
+    # A whole-candidate estimate stands even where the reference does not describe the text, so
+    # "mostly generated" comes first; an embedding estimate is only as good as the domain match,
+    # so a candidate the reference does not represent is inconclusive before its share is read.
+    if whole and (mostly := _mostly_generated(policy, synthetic, out_of_domain)) is not None:
+        return mostly
     if out_of_domain is not None and out_of_domain.point > policy.max_out_of_domain_fraction:
         o = out_of_domain
         return _verdict(
@@ -122,12 +150,14 @@ def early_verdict(
             message=f"{o.point:.0%} of the candidate lies outside the reference's domain "
             f"({o.level:.0%} interval {o.low:.0%}-{o.high:.0%}; limit "
             f"{policy.max_out_of_domain_fraction:.0%}): the reference does not represent this "
-            "corpus, so its coverage and synthetic fraction cannot be judged against it; build "
+            "corpus, so its tail coverage and collapse forecast cannot be judged against it; build "
             "a reference from the candidate's own domain (collapse-guard reference build NAME "
             "FILES) and audit against that",
             value=o.point,
             limit=policy.max_out_of_domain_fraction,
         )
+    if not whole and (mostly := _mostly_generated(policy, synthetic, out_of_domain)) is not None:
+        return mostly
     if synthetic is None:
         return _verdict(
             "inconclusive",

@@ -135,12 +135,26 @@ def test_c_out_of_domain_candidate_is_inconclusive():
     )
 
 
-def test_b_comes_before_c():
-    # 0.30 / (1 - 0.60) = 75% generated in domain: reject, although 60% is out of domain.
-    v = early_verdict(POLICY, synthetic=est(0.3, 0.2, 0.4), out_of_domain=est(0.6, 0.5, 0.7))
+def test_c_comes_before_b_for_an_in_domain_estimate():
+    # An embedding estimate can only call in-domain documents generated: with 95% of the
+    # candidate outside the reference, 0.03 / 0.05 = 60% "generated in domain" is noise, and the
+    # reference cannot judge the candidate.
+    v = early_verdict(POLICY, synthetic=est(0.03, 0.0, 0.1), out_of_domain=est(0.95, 0.9, 0.98))
+    assert v is not None and v.decision == "inconclusive"
+    assert v.reasons[0].code == "out-of-domain"
+
+
+def test_a_whole_candidate_estimate_rejects_even_out_of_domain():
+    # The curvature mixture reads every document, whatever its domain: its point is the share.
+    curv = Estimate(point=0.8, low=0.6, high=0.95, level=0.9, method="curvature-mixture")
+    v = early_verdict(POLICY, synthetic=curv, out_of_domain=est(0.9, 0.8, 0.95))
     assert v is not None and v.decision == "reject"
     assert v.reasons[0].code == "mostly-generated"
-    assert v.reasons[0].value == pytest.approx(0.75)
+    assert v.reasons[0].value == pytest.approx(0.8)
+    # and a low one is not rescaled by the out-of-domain share: the domain then decides
+    low = Estimate(point=0.1, low=0.0, high=0.2, level=0.9, method="curvature-mixture")
+    v = early_verdict(POLICY, synthetic=low, out_of_domain=est(0.9, 0.8, 0.95))
+    assert v is not None and v.reasons[0].code == "out-of-domain"
 
 
 def test_d_no_synthetic_estimate_is_inconclusive():
