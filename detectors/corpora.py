@@ -101,3 +101,63 @@ def lee_news() -> list[Document]:
             if text:
                 docs.append(Document(text=text, source=f"lee/{name.split('.')[0]}/{i:03d}"))
     return docs
+
+
+def usenet_posts(min_words: int = 40) -> list[Document]:
+    """Usenet posts of 1993 (a 20-newsgroups sample in gensim's test data, `mini_newsgroup`):
+    informal, threaded, far from news or encyclopaedia prose. Headers, quoted lines and
+    signatures are dropped; posts under `min_words` words are skipped."""
+    import pickle
+    import zlib
+
+    try:
+        from gensim.test.utils import datapath
+    except ImportError as err:
+        raise InvalidInputError("the Usenet sample ships with gensim: pip install gensim") from err
+
+    def _np_reconstruct() -> object:
+        import numpy as np
+
+        core = getattr(np, "_core", None) or np.core
+        return core.multiarray._reconstruct
+
+    class _Bunch(dict):  # type: ignore[type-arg]
+        """sklearn's old Bunch, read as the plain dict it is."""
+
+    class _Unpickler(pickle.Unpickler):
+        # Only the classes this file holds: a Bunch (as a dict) and copyreg's reconstructor.
+        def find_class(self, module: str, name: str) -> object:
+            if name == "Bunch":
+                return _Bunch
+            if (module, name) in {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")}:
+                import copyreg
+
+                return copyreg._reconstructor  # type: ignore[attr-defined]
+            if (module, name) in {("__builtin__", "dict"), ("builtins", "dict")}:
+                return dict
+            if (module, name) in {("__builtin__", "object"), ("builtins", "object")}:
+                return object
+            if module.startswith("numpy") and name in {"_reconstruct", "ndarray", "dtype"}:
+                import numpy as np
+
+                return {
+                    "_reconstruct": _np_reconstruct(),
+                    "ndarray": np.ndarray,
+                    "dtype": np.dtype,
+                }[name]
+            raise pickle.UnpicklingError(f"unexpected {module}.{name} in mini_newsgroup")
+
+    import io
+
+    raw = zlib.decompress(Path(datapath("mini_newsgroup")).read_bytes())
+    bunch = _Unpickler(io.BytesIO(raw), encoding="latin-1").load()
+    docs: list[Document] = []
+    for i, post in enumerate(bunch["data"]):
+        _headers, _, body = post.partition("\n\n")
+        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith((">", "|", ":"))]
+        if "-- " in lines:  # the signature separator
+            lines = lines[: lines.index("-- ")]
+        text = re.sub(r"\s+", " ", " ".join(lines)).strip()
+        if len(text.split()) >= min_words:
+            docs.append(Document(text=text, source=f"usenet/{i:04d}"))
+    return docs

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -115,15 +116,17 @@ def _estimator(
     return estimator
 
 
-_scorers: dict[tuple[int, str], CurvatureScorer] = {}
+_scorers: dict[tuple[int, str, Path | None], CurvatureScorer] = {}
 
 
 def curvature_scorer(settings: Settings) -> CurvatureScorer:
     """One scorer per process and configuration (the model loads once, lazily)."""
-    key = (settings.curvature_tokens, settings.embedding_precision)
+    key = (settings.curvature_tokens, settings.embedding_precision, settings.model_cache_dir)
     if key not in _scorers:
         _scorers[key] = CurvatureScorer(
-            max_tokens=settings.curvature_tokens, precision=settings.embedding_precision
+            max_tokens=settings.curvature_tokens,
+            precision=settings.embedding_precision,
+            cache_dir=settings.model_cache_dir,
         )
     return _scorers[key]
 

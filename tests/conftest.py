@@ -18,6 +18,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The language-model scorer (the product's default synthetic method) costs ~0.25 s a document:
+# tests of the audit's other stages read the synthetic fraction from the embedding estimator,
+# and the curvature path has its own real-model tests (tests/service/test_audit_curvature.py,
+# test_newcomer_e2e.py), which ask for it by name.
+os.environ.setdefault("COLLAPSE_GUARD_SYNTHETIC_METHOD", "embedding")
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "test-embeddings"
 

@@ -66,6 +66,9 @@ class CurvatureScorer:
     batch_size : documents per forward pass (bucketed by length so padding stays small).
     precision : "auto" (bfloat16 autocast where the CPU has native bfloat16), "float32", "bfloat16".
     threads : torch threads for the forward passes (None: torch's default).
+    cache_dir : where the dequantised model and tokenizer are kept after the first load (None:
+        no cache). Reading the GGUF file takes ~20 s (tokenizer conversion and dequantisation);
+        the saved safetensors copy loads in well under a second.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class CurvatureScorer:
         batch_size: int = 16,
         precision: str = "auto",
         threads: int | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         if max_tokens < MIN_TOKENS:
             raise InvalidInputError(f"max_tokens must be at least {MIN_TOKENS}, got {max_tokens}")
@@ -88,6 +92,7 @@ class CurvatureScorer:
             ("bfloat16" if native_bfloat16() else "float32") if precision == "auto" else precision
         )
         self.threads = threads
+        self.cache_dir = cache_dir
         self.model_name = MODEL_NAME
         self._model: Any = None
         self._tokenizer: Any = None
@@ -101,15 +106,29 @@ class CurvatureScorer:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        folder = model_directory()
         hf_logging.set_verbosity_error()  # the GGUF loader's per-tensor chatter
         hf_logging.disable_progress_bar()
-        self._tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=MODEL_FILE)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=MODEL_FILE, dtype=torch.float32
-        )
+        cached = self._cached_copy()
+        if cached is not None and (cached / "model.safetensors").is_file():
+            self._tokenizer = AutoTokenizer.from_pretrained(cached)
+            model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+        else:
+            folder = model_directory()
+            self._tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=MODEL_FILE)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=MODEL_FILE, dtype=torch.float32
+            )
+            if cached is not None:
+                _save_dequantised(model, self._tokenizer, cached)
         model.eval()
         self._model = model
+
+    def _cached_copy(self) -> Path | None:
+        """The cache folder of this exact GGUF file (its size names it), or None."""
+        if self.cache_dir is None:
+            return None
+        size = (model_directory() / MODEL_FILE).stat().st_size
+        return Path(self.cache_dir) / f"{MODEL_NAME}-{size}"
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The first `max_tokens` token ids of each text (no special tokens)."""
@@ -178,6 +197,29 @@ class CurvatureScorer:
             mu = (p * logp).sum(-1)
             var = (p * logp.square()).sum(-1) - mu.square()
             return ((ll - mu) * scored).double().numpy(), (var * scored).double().numpy()
+
+
+def _save_dequantised(model: Any, tokenizer: Any, folder: Path) -> None:
+    """Write the float32 weights and the tokenizer beside each other, atomically (a half-written
+    cache is never read: the folder appears by rename). A failure to cache is not an error."""
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
+    try:
+        # The GGUF quantizer marks the model unserialisable; the weights are plain float32 now.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass(frozen=True)
