@@ -121,7 +121,7 @@ def usenet_posts(min_words: int = 40) -> list[Document]:
         core = getattr(np, "_core", None) or np.core
         return core.multiarray._reconstruct
 
-    class _Bunch(dict):  # type: ignore[type-arg]
+    class _Bunch(dict):
         """sklearn's old Bunch, read as the plain dict it is."""
 
     class _Unpickler(pickle.Unpickler):

@@ -1,26 +1,22 @@
-"""Synthetic fraction from curvature scores: a two-component mixture whose human side is the
-reference's and whose generated side the candidate itself reveals.
+"""Synthetic fraction from curvature scores: a two-component mixture of the reference's human
+scores and generated examples' scores, each free to move within measured bounds.
 
 Why this shape (measured on real text, README "Synthetic fraction under domain shift"):
-- Human text of other outlets, years and genres scores like the reference or lower under the
-  scorer (BBC -1.69, ABC news -1.82, Wikipedia -1.77, Usenet -2.41): the human side transfers.
-- Generated text does not score alike across generators and sampling settings (the bundled
-  SmolLM2 continuations +0.68 with their human prompt inside, others higher): a generated side
-  calibrated on the bundled examples would be wrong elsewhere. So it is a free Gaussian, at least
-  `separation` above the human mean (else "generated" and "human" are the same thing and the
-  share is not identifiable), fitted on the candidate.
-- The human side may move by a shift the reference cannot know (another outlet) and the
-  reference's own sample is finite: its location and scale are nuisance parameters within bounds
-  (`max_shift_up`, `max_shift_down`, `scale_bounds`), profiled out. Shifts towards "human" are
-  allowed far; shifts towards "generated" only as far as the measured outlets moved.
+- Human text of other outlets, years and genres scores like the reference (BBC -1.74, ABC news
+  -1.95, Wikipedia -1.95, Usenet -1.93, sd 1.1-1.3 each): the human side transfers, up to a small
+  shift and spread change, profiled out within `human_shifts` x `human_scales`.
+- Generated text keeps its shape across prompts and outlets (SmolLM2 continuations with their
+  human prompt inside: +0.3 to +1.1, sd 1.6, a long human-like lower tail from the prompt) but its
+  location moves with the source: the examples' score distribution, moved within
+  `generated_shifts` x `generated_scales`, is the generated side. A Gaussian in its place read
+  the lower tail as human and under-counted by 0.2 at half generated.
+- Both sides are kernel density estimates of their samples at the candidate's own lengths (a
+  score over few tokens spreads more), so no shape is assumed that the text does not have.
 
-The interval is the profile-likelihood interval (Wilks) of the share, so it widens by itself when
-the sample cannot separate the two sides, and a pure human candidate gets [0, something > 0],
-never [0, 0].
-
-Human reference scores are taken at the candidate's own lengths (a document's score over its
-first L tokens, from stored running sums), so short candidates are compared with equally short
-human text: a score's spread grows as its length shrinks.
+The share's interval is the profile-likelihood (Wilks) interval, every nuisance combination on a
+grid (exact, no local optima), widened in quadrature by the bootstrap spread of the point over
+resamples of the reference and the examples: the component shapes are estimated from finite
+samples, and that is uncertainty too. A pure human candidate gets [0, something > 0].
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 
 from detectors.errors import InsufficientDataError, NotFittedError
 from detectors.results import Estimate
@@ -36,21 +32,40 @@ from detectors.synthetic.curvature import CurvatureProfiles
 
 MIN_SCORED = 20
 METHOD = "curvature-mixture"
-_LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+GRID = np.linspace(0.0, 1.0, 51)  # shares in steps of 0.02
 
 
 @dataclass(frozen=True)
 class CurvatureFit:
-    """The estimate and the fitted mixture at its point (what a report can show)."""
+    """The estimate and what it was read from (what a report can show)."""
 
     estimate: Estimate
-    human_mean: float  # the reference's, at the candidate's lengths
-    human_sd: float
-    shift: float  # fitted human-side shift at the point
-    generated_mean: float | None  # None when the point is 0 (no generated side to describe)
-    generated_sd: float | None
+    human_median: float  # the reference's score median at the candidate's lengths
+    generated_median: float  # the examples'
+    human_shift: float  # the nuisance values at the point
+    generated_shift: float
+    bootstrap_sd: float  # spread of the point over resampled components
     n_scored: int
     n_reference: int
+    n_examples: int
+
+
+class _Density:
+    """A kernel density of scores, evaluated after a shift and a spread change about its median;
+    1% of a wide normal keeps a lone outlier from deciding the likelihood."""
+
+    def __init__(self, scores: np.ndarray) -> None:
+        y = scores[np.isfinite(scores)]
+        self.median = float(np.median(y))
+        sd = float(y.std()) or 1.0
+        bandwidth = 1.06 * sd * len(y) ** -0.2  # Silverman's rule
+        self.u = np.linspace(y.min() - 6 * sd, y.max() + 6 * sd, 1500)
+        kde = norm.pdf((self.u[:, None] - y[None, :]) / bandwidth).mean(1) / bandwidth
+        self.f = 0.99 * kde + 0.01 * norm.pdf(self.u, y.mean(), 3 * sd)
+
+    def log_pdf(self, x: np.ndarray, shift: float, scale: float) -> np.ndarray:
+        u = (x - shift - self.median) / scale + self.median
+        return np.log(np.interp(u, self.u, self.f, left=1e-300, right=1e-300)) - np.log(scale)
 
 
 class CurvatureFractionEstimator:
@@ -59,210 +74,153 @@ class CurvatureFractionEstimator:
     Parameters
     ----------
     level : nominal coverage of the interval.
-    separation : least distance (in score units) of the generated mean above the human mean.
-    max_shift_up, max_shift_down : how far the human side may move towards and away from
-        "generated" (score units).
-    scale_bounds : how much the human side's spread may change.
-    length_draws : reference scores per reference document, each at a length drawn from the
+    human_shifts, human_scales : how far the human side may move and stretch (score units;
+        (low, high), `steps` values each).
+    generated_shifts, generated_scales : the same for the generated side when its examples are
+        of another generator or source than the candidate's (reference-only mode).
+    labelled_shifts : the generated side's range when the examples are of the candidate's own
+        generator (labelled mode).
+    bootstrap : resamples of reference and examples for the component part of the interval.
+    length_draws : scores per reference or example document, each at a length drawn from the
         candidate's.
-    random_state : seeds the length draws.
+    random_state : seeds the length draws and the bootstrap.
     """
 
     def __init__(
         self,
         *,
         level: float = 0.9,
-        separation: float = 1.0,
-        max_shift_up: float = 0.3,
-        max_shift_down: float = 1.0,
-        scale_bounds: tuple[float, float] = (0.8, 1.5),
+        human_shifts: tuple[float, float] = (-0.5, 0.2),
+        human_scales: tuple[float, float] = (0.9, 1.1),
+        generated_shifts: tuple[float, float] = (-0.5, 1.0),
+        generated_scales: tuple[float, float] = (0.9, 1.1),
+        labelled_shifts: tuple[float, float] = (-0.2, 0.2),
+        steps: tuple[int, int, int, int] = (8, 3, 7, 3),
+        bootstrap: int = 8,
         length_draws: int = 3,
         random_state: int = 0,
     ) -> None:
         self.level = level
-        self.separation = separation
-        self.max_shift_up = max_shift_up
-        self.max_shift_down = max_shift_down
-        self.scale_bounds = scale_bounds
+        self.human_shifts = human_shifts
+        self.human_scales = human_scales
+        self.generated_shifts = generated_shifts
+        self.generated_scales = generated_scales
+        self.labelled_shifts = labelled_shifts
+        self.steps = steps
+        self.bootstrap = bootstrap
         self.length_draws = length_draws
         self.random_state = random_state
 
-    def fit(self, reference: CurvatureProfiles) -> CurvatureFractionEstimator:
-        """Keep the reference's running sums (human text the scorer never trained on)."""
-        scored = reference.positions > 0
-        if scored.sum() < MIN_SCORED:
-            raise InsufficientDataError(
-                f"the reference has {int(scored.sum())} scorable documents, need {MIN_SCORED}"
-            )
-        self.reference_ = reference.take(np.flatnonzero(scored))
+    def fit(
+        self, reference: CurvatureProfiles, examples: CurvatureProfiles
+    ) -> CurvatureFractionEstimator:
+        """Keep the reference's (human) and the generated examples' running sums."""
+        for what, profiles in (("reference", reference), ("generated examples", examples)):
+            if int((profiles.positions > 0).sum()) < MIN_SCORED:
+                raise InsufficientDataError(
+                    f"the {what} have {int((profiles.positions > 0).sum())} scorable documents, "
+                    f"need {MIN_SCORED}"
+                )
+        self.reference_ = reference.take(np.flatnonzero(reference.positions > 0))
+        self.examples_ = examples.take(np.flatnonzero(examples.positions > 0))
         return self
 
-    def human_scores(self, positions: np.ndarray) -> np.ndarray:
-        """Reference scores at lengths drawn from `positions` (the candidate's)."""
-        if not hasattr(self, "reference_"):
-            raise NotFittedError("call fit(reference_profiles) first")
+    def scores_at(self, profiles: CurvatureProfiles, positions: np.ndarray) -> np.ndarray:
+        """Scores of `profiles` at lengths drawn from `positions` (the candidate's)."""
         rng = np.random.default_rng([self.random_state, 11])
-        ref = self.reference_
-        draws = [ref.at(rng.choice(positions, len(ref))) for _ in range(self.length_draws)]
+        draws = [
+            profiles.at(rng.choice(positions, len(profiles))) for _ in range(self.length_draws)
+        ]
         out = np.concatenate(draws)
         return out[np.isfinite(out)]
 
-    def estimate(
-        self, candidate: CurvatureProfiles, labelled: CurvatureProfiles | None = None
-    ) -> CurvatureFit:
-        """The synthetic share of the scored candidate documents with its interval. With
-        `labelled` (scores of examples of the generator you fear) the generated side is theirs
-        instead of a free Gaussian."""
+    def estimate(self, candidate: CurvatureProfiles, *, labelled: bool = False) -> CurvatureFit:
+        """The synthetic share of the scored candidate documents with its interval. `labelled`:
+        the examples are of the generator the candidate may contain (its own sampling and
+        source), so the generated side moves less."""
+        if not hasattr(self, "reference_"):
+            raise NotFittedError("call fit(reference_profiles, example_profiles) first")
         scores = candidate.final()
         keep = np.isfinite(scores)
         if keep.sum() < MIN_SCORED:
             raise InsufficientDataError(
                 f"{int(keep.sum())} candidate documents could be scored, need {MIN_SCORED}"
             )
-        x = scores[keep]
-        positions = candidate.positions[keep]
-        human = self.human_scores(positions)
-        mu_h, sd_h = float(human.mean()), float(human.std(ddof=1))
-        generated = None
-        if labelled is not None:
-            g = labelled.at(
-                np.random.default_rng([self.random_state, 12]).choice(positions, len(labelled))
-            )
-            g = g[np.isfinite(g)]
-            if len(g) < MIN_SCORED:
-                raise InsufficientDataError(f"{len(g)} labelled examples scored, need {MIN_SCORED}")
-            generated = (float(g.mean()), float(g.std(ddof=1)))
-        grid = np.linspace(0.0, 1.0, 101)
-        profile, params = self._profile(x, grid, mu_h, sd_h, generated)
+        x, positions = scores[keep], candidate.positions[keep]
+        human = self.scores_at(self.reference_, positions)
+        generated = self.scores_at(self.examples_, positions)
+        g_shifts = self.labelled_shifts if labelled else self.generated_shifts
+        profile, at_best = self._profile(x, human, generated, g_shifts)
         best = int(np.argmax(profile))
         cut = profile[best] - chi2.ppf(self.level, 1) / 2
         inside = np.flatnonzero(profile >= cut)
-        low, high = (
-            _crossing(grid, profile, cut, inside[0], -1),
-            _crossing(grid, profile, cut, inside[-1], +1),
-        )
-        shift, _, g_mean, g_sd = params[best]
-        point = float(grid[best])
-        mode = "labelled" if labelled is not None else "reference-only"
+        low, high = float(GRID[inside[0]]), float(GRID[inside[-1]])
+        point = float(GRID[best])
+        # Component uncertainty: the point's spread over resampled reference and examples.
+        rng = np.random.default_rng([self.random_state, 13])
+        points = []
+        for _ in range(self.bootstrap):
+            h = human[rng.integers(0, len(human), len(human))]
+            g = generated[rng.integers(0, len(generated), len(generated))]
+            points.append(float(GRID[int(np.argmax(self._profile(x, h, g, g_shifts)[0]))]))
+        spread = float(np.std(points, ddof=1)) if len(points) > 1 else 0.0
+        z = float(norm.ppf(0.5 + self.level / 2))
+        low = max(0.0, point - float(np.hypot(point - low, z * spread)))
+        high = min(1.0, point + float(np.hypot(high - point, z * spread)))
         return CurvatureFit(
             estimate=Estimate(
-                point=point, low=low, high=high, level=self.level, method=METHOD, mode=mode
+                point=point,
+                low=low,
+                high=high,
+                level=self.level,
+                method=METHOD,
+                mode="labelled" if labelled else "reference-only",
             ),
-            human_mean=mu_h,
-            human_sd=sd_h,
-            shift=float(shift),
-            generated_mean=None if point == 0 else float(g_mean),
-            generated_sd=None if point == 0 else float(g_sd),
+            human_median=float(np.median(human)),
+            generated_median=float(np.median(generated)),
+            human_shift=at_best[0],
+            generated_shift=at_best[1],
+            bootstrap_sd=spread,
             n_scored=len(x),
             n_reference=len(self.reference_),
+            n_examples=len(self.examples_),
         )
 
     def _profile(
         self,
         x: np.ndarray,
-        grid: np.ndarray,
-        mu_h: float,
-        sd_h: float,
-        generated: tuple[float, float] | None,
-    ) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
-        """Log-likelihood maximised over the nuisance parameters at each share in `grid`.
-
-        Expectation / conditional maximisation, vectorised over every (share, start) pair at
-        once: the share is held at its grid value, the means are the exact maximiser under the
-        box and separation constraints given the spreads, the spreads the clipped weighted RMS
-        given the means. Each step cannot lower the likelihood, so several starts and a
-        convergence check suffice; a general optimiser per grid point was 100 times slower.
-        """
-        starts = [(0.0, 2.0, 1.5), (0.0, 3.5, 1.0), (-0.5, 1.5, 0.8)]
-        if generated is not None:
-            starts = starts[:1]
-        a = np.repeat(grid, len(starts))[:, None]  # (rows, 1)
-        rows = len(a)
-        h_lo, h_hi = mu_h - self.max_shift_down, mu_h + self.max_shift_up
-        s_lo, s_hi = sd_h * self.scale_bounds[0], sd_h * self.scale_bounds[1]
-        m_h = np.full((rows, 1), mu_h)
-        s_h = np.full((rows, 1), sd_h)
-        m_g = np.array([mu_h + st[1] for st in starts] * len(grid))[:, None]
-        s_g = np.array([st[2] for st in starts] * len(grid))[:, None]
-        if generated is not None:
-            m_g[:], s_g[:] = generated
-        log_a, log_1a = np.log(np.maximum(a, 1e-300)), np.log(np.maximum(1 - a, 1e-300))
-        xs = x[None, :]
-        eps = 1e-12
-        previous = np.full(rows, -np.inf)
-        for _ in range(3000):
-            lh = log_1a + _log_normal_rows(xs, m_h, s_h)
-            lg = log_a + _log_normal_rows(xs, m_g, s_g)
-            total = np.logaddexp(lh, lg)
-            loglik = total.sum(axis=1)
-            r = np.exp(lg - total)  # responsibility of the generated side
-            w_h, w_g = (1 - r).sum(1, keepdims=True) + eps, r.sum(1, keepdims=True) + eps
-            xh = ((1 - r) * xs).sum(1, keepdims=True) / w_h
-            xg = (r * xs).sum(1, keepdims=True) / w_g
-            if generated is None:
-                m_h, m_g = _constrained_means(
-                    xh, xg, w_h / s_h**2, w_g / s_g**2, h_lo, h_hi, self.separation
-                )
-                s_g = np.clip(np.sqrt((r * (xs - m_g) ** 2).sum(1, keepdims=True) / w_g), 0.3, 4.0)
-            else:
-                m_h = np.clip(xh, h_lo, h_hi)
-            s_h = np.clip(
-                np.sqrt(((1 - r) * (xs - m_h) ** 2).sum(1, keepdims=True) / w_h), s_lo, s_hi
-            )
-            if np.all(loglik - previous < 1e-9):
-                break
-            previous = loglik
-        lh = log_1a + _log_normal_rows(xs, m_h, s_h)
-        lg = log_a + _log_normal_rows(xs, m_g, s_g)
-        loglik = np.where(
-            a[:, 0] <= 0,
-            _log_normal_rows(xs, m_h, s_h).sum(1),
-            np.where(
-                a[:, 0] >= 1, _log_normal_rows(xs, m_g, s_g).sum(1), np.logaddexp(lh, lg).sum(1)
-            ),
-        ).reshape(len(grid), len(starts))
-        best = loglik.argmax(axis=1)
-        pick = np.arange(len(grid)) * len(starts) + best
-        params = [
-            (float(m_h[i, 0] - mu_h), float(s_h[i, 0]), float(m_g[i, 0]), float(s_g[i, 0]))
-            for i in pick
+        human: np.ndarray,
+        generated: np.ndarray,
+        g_shifts: tuple[float, float],
+    ) -> tuple[np.ndarray, tuple[float, float]]:
+        """Log-likelihood of each share in GRID, maximised over every nuisance combination on
+        the grid; and the (human, generated) shifts at the best share."""
+        n_hs, n_hc, n_gs, n_gc = self.steps
+        h_grid = [
+            (s, c)
+            for s in np.linspace(*self.human_shifts, n_hs)
+            for c in np.linspace(*self.human_scales, n_hc)
         ]
-        return loglik.max(axis=1), params
-
-
-def _log_normal_rows(x: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    z = (x - mean) / sd
-    return -0.5 * z * z - np.log(sd) - _LOG_SQRT_2PI
-
-
-def _constrained_means(
-    xh: np.ndarray,
-    xg: np.ndarray,
-    w_h: np.ndarray,
-    w_g: np.ndarray,
-    lo: float,
-    hi: float,
-    separation: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """argmin w_h (m_h - xh)^2 + w_g (m_g - xg)^2 with lo <= m_h <= hi, m_g - m_h >= separation.
-
-    A convex problem: the box-only optimum when it keeps the separation, otherwise the optimum on
-    the line m_g = m_h + separation (a one-dimensional quadratic, clipped to the box)."""
-    m_h = np.clip(xh, lo, hi)
-    m_g = xg.copy()
-    on_line = m_g - m_h < separation
-    line_h = np.clip((w_h * xh + w_g * (xg - separation)) / (w_h + w_g), lo, hi)
-    m_h = np.where(on_line, line_h, m_h)
-    m_g = np.where(on_line, line_h + separation, m_g)
-    return m_h, m_g
-
-
-def _crossing(grid: np.ndarray, profile: np.ndarray, cut: float, edge: int, step: int) -> float:
-    """Where the profile crosses `cut` beyond grid index `edge` (linear interpolation); the grid's
-    end when it never does."""
-    nxt = edge + step
-    if nxt < 0 or nxt >= len(grid):
-        return float(grid[edge])
-    y0, y1 = profile[edge], profile[nxt]
-    t = (y0 - cut) / (y0 - y1) if y0 != y1 else 0.0
-    return float(grid[edge] + t * (grid[nxt] - grid[edge]))
+        g_grid = [
+            (s, c)
+            for s in np.linspace(*g_shifts, n_gs)
+            for c in np.linspace(*self.generated_scales, n_gc)
+        ]
+        dh, dg = _Density(human), _Density(generated)
+        lh = np.array([dh.log_pdf(x, s, c) for s, c in h_grid])  # [nh, n]
+        lg = np.array([dg.log_pdf(x, s, c) for s, c in g_grid])  # [ng, n]
+        # In probability space, scaled per document (no underflow): (1-a) h + a g is a
+        # multiply-add, far cheaper than logaddexp over every combination and share.
+        top = np.maximum(lh.max(0), lg.max(0))
+        ph, pg = np.exp(lh - top)[:, None, :], np.exp(lg - top)[None, :, :]
+        offset = float(top.sum())
+        profile = np.empty(len(GRID))
+        arg = np.zeros((len(GRID), 2), dtype=np.int64)
+        for i, a in enumerate(GRID):
+            mixed = (1 - a) * ph + a * pg
+            totals = np.log(np.maximum(mixed, 1e-300)).sum(-1) + offset
+            flat = int(np.argmax(totals))
+            profile[i] = totals.flat[flat]
+            arg[i] = np.unravel_index(flat, totals.shape)
+        best = int(np.argmax(profile))
+        return profile, (float(h_grid[arg[best, 0]][0]), float(g_grid[arg[best, 1]][0]))
