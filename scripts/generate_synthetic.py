@@ -134,7 +134,7 @@ def plan_lee(max_docs: int, seed: int) -> list[dict]:
     """Openings of the Lee corpus (ABC news, 2001): machine text of another outlet than the
     reference's, for the domain-shift panel."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from detectors.corpora import lee_news
+    from detectors.synthetic.data import lee_news
 
     rng = np.random.default_rng(seed)
     docs = [d for d in lee_news() if len(d.text.split()) >= 60]
@@ -176,7 +176,8 @@ def generate_llama_cpp(llm, rows: list[dict], settings: dict, seed: int) -> list
             max_tokens=r["target_new_tokens"],
             temperature=settings["temperature"],
             top_p=settings["top_p"],
-            top_k=0,
+            top_k=settings.get("top_k", 0),
+            repetition_penalty=settings.get("repetition_penalty", 1.0),
             min_p=0.0,
             repeat_penalty=1.0,
             seed=seed * 1000 + k,
@@ -217,7 +218,8 @@ def generate_batch(tok, model, rows: list[dict], settings: dict, seed: int) -> l
             do_sample=True,
             temperature=settings["temperature"],
             top_p=settings["top_p"],
-            top_k=0,
+            top_k=settings.get("top_k", 0),
+            repetition_penalty=settings.get("repetition_penalty", 1.0),
             max_new_tokens=max_new,
             min_new_tokens=max_new,  # no early EOS: lengths are set by target_new_tokens below
             pad_token_id=tok.pad_token_id,
@@ -270,10 +272,26 @@ def main() -> None:
         default="transformers",
         help="llama-cpp needs `pip install llama-cpp-python` (builds from source)",
     )
+    ap.add_argument(
+        "--sampling",
+        default=None,
+        help="one decoding setting for every batch instead of the grid, e.g. "
+        "'temperature=0.6,top_k=20,repetition_penalty=1.3' (a generator the bundled examples do "
+        "not come from)",
+    )
+    ap.add_argument("--id-prefix", default=None, help="replaces 'smollm2-' in the ids")
     args = ap.parse_args()
+    fixed: dict | None = None
+    if args.sampling:
+        fixed = {"temperature": 1.0, "top_p": 1.0}
+        for part in args.sampling.split(","):
+            key, _, value = part.partition("=")
+            fixed[key.strip()] = int(value) if key.strip() == "top_k" else float(value)
 
     planner = {"openings": plan, "passages": plan_passages, "lee": plan_lee}[args.prompts]
     rows = planner(args.max_docs, args.seed)
+    if args.id_prefix:
+        rows = [{**r, "id": r["id"].replace("smollm2-", args.id_prefix)} for r in rows]
     done: set[str] = set()
     if args.out.exists():
         for line in args.out.read_text().splitlines():
@@ -316,9 +334,12 @@ def main() -> None:
                 print(f"stopping at the time cap ({args.max_minutes} min)", flush=True)
                 break
             batch_seed = args.seed * 100_003 + b
-            settings = SAMPLING_GRID[
-                int(np.random.default_rng(batch_seed).integers(len(SAMPLING_GRID)))
-            ]
+            settings = (
+                fixed
+                or SAMPLING_GRID[
+                    int(np.random.default_rng(batch_seed).integers(len(SAMPLING_GRID)))
+                ]
+            )
             for res in generate(batch, settings, batch_seed):
                 if res["id"] in done:
                     continue
@@ -332,7 +353,12 @@ def main() -> None:
                     "stratum": res["stratum"],
                     "model": MODEL_NAME,
                     "backend": backend,
-                    "sampling": {**settings, "top_k": 0, "do_sample": True, "chat_template": False},
+                    "sampling": {
+                        "top_k": 0,
+                        **settings,
+                        "do_sample": True,
+                        "chat_template": False,
+                    },
                     "seed": batch_seed,
                     "batch_index": b,
                     "batch_size": args.batch_size,

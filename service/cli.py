@@ -52,7 +52,8 @@ def demo(
     ] = 1000,
     candidate_docs: Annotated[int, typer.Option(min=20, help="Unseen articles to sample.")] = 500,
 ) -> None:
-    """Audit three candidates (fresh, tails dropped, generated) against real BBC News articles."""
+    """Audit four candidates (fresh, tails dropped, generated, another outlet) against real BBC
+    News articles."""
     from detectors.embedding import Embedder
     from service.commands.common import quiet_model_loading
     from service.demo import run_demo

@@ -3,8 +3,10 @@
 A is a fresh uniform sample of unseen articles; B keeps only the unseen articles from the dense
 core of the reference (what a collapsing generator keeps when it forgets the rare topics): the
 coverage report must tell them apart by tail coverage, not by precision. C is machine text
-(bundled SmolLM2-135M continuations of the first words of BBC stories): the synthetic-fraction
-estimator, in reference-only mode on other bundled continuations, must tell it from A and B.
+(bundled SmolLM2-135M continuations of the first words of BBC stories) and D human news of another
+outlet and year (ABC, 2001): the synthetic fraction, read as the service reads it (SmolLM2-135M's
+curvature against the reference and the bundled examples, reference-only mode), must call C
+generated and A, B and D human; the out-of-domain share comes from the embeddings.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from detectors.corpora import bbc_news
 from detectors.coverage import coverage_report
 from detectors.embedding import Embedder
 from detectors.reference import ReferenceCorpus
-from detectors.results import CoverageReport, SyntheticReport
+from detectors.results import CoverageReport, Estimate, SyntheticReport
 from detectors.synthetic import SyntheticFractionEstimator
-from detectors.synthetic.data import smollm2_continuations
+from detectors.synthetic.curvature import CurvatureProfiles, CurvatureScorer
+from detectors.synthetic.curvature_fraction import CurvatureFractionEstimator
+from detectors.synthetic.data import lee_news, smollm2_continuations
 from service.render import coverage_table, modes_table, progress_bar, synthetic_table
 
 N_EXAMPLES = 400  # generic generated examples the estimator learns from (as the service uses)
+# Documents the language model scores (~0.25 s each on 2 cores): the reference's human side, the
+# generated examples, and each candidate (a seeded subsample, as the service does).
+N_SCORED_REFERENCE, N_SCORED_EXAMPLES, N_SCORED_CANDIDATE = 200, 150, 100
 
 
 @dataclass(frozen=True)
@@ -79,15 +86,35 @@ def run_demo(
         random_state=random_state,
     )
     estimator.fit(reference_texts, reference_vectors, example_vectors=both[:N_EXAMPLES])
+    other_outlet = [d.text for d in lee_news()]
+    other_outlet = [
+        other_outlet[i] for i in rng.permutation(len(other_outlet))[:N_SCORED_CANDIDATE]
+    ]
+    with progress_bar(console, "embedding another outlet", quiet=quiet) as update:
+        other_vectors = embedder.embed(other_outlet, progress=update).vectors
     candidates = {
         "A fresh": ([pool_texts[i] for i in fresh_ids], pool[fresh_ids]),
         "B core only": ([pool_texts[i] for i in core_ids], pool[core_ids]),
         "C generated": (machine, both[N_EXAMPLES:]),
+        "D another outlet": (other_outlet, other_vectors),
     }
+    curvature = _curvature_estimates(
+        console,
+        reference_texts,
+        examples,
+        {k: t for k, (t, _) in candidates.items()},
+        random_state=random_state,
+        quiet=quiet,
+    )
     result = DemoResult(
         fresh=coverage_report(reference, pool[fresh_ids], random_state=random_state),
         core_only=coverage_report(reference, pool[core_ids], random_state=random_state),
-        synthetic={k: estimator.estimate(t, v) for k, (t, v) in candidates.items()},
+        synthetic={
+            k: estimator.estimate(t, v).model_copy(
+                update={"synthetic": curvature[k], "notes": (CURVATURE_NOTE,)}
+            )
+            for k, (t, v) in candidates.items()
+        },
     )
     if not quiet:
         console.print(coverage_table("Candidate A: fresh human articles", result.fresh))
@@ -103,3 +130,53 @@ def run_demo(
         )
         console.print(synthetic_table(result.synthetic))
     return result
+
+
+CURVATURE_NOTE = (
+    "synthetic: SmolLM2-135M curvature mixture (the service's default); out of domain: embeddings"
+)
+
+
+def _curvature_estimates(
+    console: Console,
+    reference_texts: list[str],
+    examples: list[str],
+    candidates: dict[str, list[str]],
+    *,
+    random_state: int,
+    quiet: bool,
+) -> dict[str, Estimate]:
+    """Each candidate's synthetic fraction as the service's curvature stage reads it."""
+    from service.settings import Settings
+
+    settings = Settings()
+    scorer = CurvatureScorer(
+        max_tokens=settings.curvature_tokens,
+        precision=settings.embedding_precision,
+        cache_dir=settings.model_cache_dir,
+    )
+    rng = np.random.default_rng([random_state, 8])
+
+    def sample(texts: list[str], n: int) -> list[str]:
+        return [texts[i] for i in np.sort(rng.choice(len(texts), min(n, len(texts)), False))]
+
+    texts = {
+        "reference": sample(reference_texts, N_SCORED_REFERENCE),
+        "examples": sample(examples, N_SCORED_EXAMPLES),
+        **{k: sample(t, N_SCORED_CANDIDATE) for k, t in candidates.items()},
+    }
+    total = sum(len(t) for t in texts.values())
+    profiles: dict[str, CurvatureProfiles] = {}
+    with progress_bar(console, "scoring with the language model", quiet=quiet) as update:
+        done = 0
+
+        def step(i: int, _n: int) -> None:
+            update(done + i, total)
+
+        for key, batch in texts.items():
+            profiles[key] = scorer.profiles(batch, step)
+            done += len(batch)
+    fitted = CurvatureFractionEstimator(random_state=random_state).fit(
+        profiles["reference"], profiles["examples"]
+    )
+    return {k: fitted.estimate(profiles[k]).estimate for k in candidates}

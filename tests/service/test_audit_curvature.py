@@ -15,8 +15,8 @@ from typing import cast
 import numpy as np
 import pytest
 
-from detectors.corpora import lee_news, usenet_posts
 from detectors.embedding import Embedder
+from detectors.synthetic.data import lee_news, usenet_posts
 from service.audit import build_reference, run_audit
 from service.settings import Settings
 from service.store import Store

@@ -42,7 +42,11 @@ def test_demo_separates_fresh_human_text_from_a_tails_dropped_candidate(tmp_path
     assert core.precision.value >= fresh.precision.value - 0.05
     synthetic = {k: SyntheticReport.model_validate(v) for k, v in payload["synthetic"].items()}
     human, machine = synthetic["A fresh"].synthetic, synthetic["C generated"].synthetic
+    assert human.method == machine.method == "curvature-mixture"  # the service's method
     assert human.low <= 0.02 and machine.low > human.high  # told apart, with intervals
+    # human news of another outlet and year reads as human, not as "unlike the reference"
+    other = synthetic["D another outlet"].synthetic
+    assert other.point <= 0.05 and other.low <= 0.02
     assert "Synthetic fraction" in proc.stdout
 
 

@@ -1,0 +1,265 @@
+"""The synthetic fraction under domain shift, through the product path: `build_reference` on full
+documents and `execute_audit` with the service's default settings and bundled examples.
+
+    .venv/bin/python benchmarks/synthetic_shift.py [--size 100] [--out benchmarks/results/...]
+
+Shift panel: pairs of human reference and human candidate that differ as real corpora do
+(another outlet and year, another topic mix of one outlet, passages vs openings, encyclopaedia vs
+news both ways, far genres). Mixes: each shifted source's human text with SmolLM2-135M text of
+the same source at 0, 0.1, 0.3, 0.5, 0.8, 1.0; one generator the bundled examples do not come
+from (other sampling: temperature 0.6, top-k 20, repetition penalty 1.3, on ABC news). Cost: the
+synthetic stage of a 1,000-document audit against the embedding of those documents, one run.
+
+Far genres need Debian's jargon-text and bible-kjv (`apt-get install jargon-text bible-kjv`);
+without them those rows are skipped and say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import service.audit as audit_module
+from detectors.corpora import bbc_news, wikipedia_paragraphs
+from detectors.embedding import Embedder
+from detectors.synthetic.data import lee_news, smollm2_continuations, usenet_posts
+from service.audit import build_reference, execute_audit
+from service.settings import Settings
+from service.store import Store
+from service.synthetic import curvature_scorer, example_profiles, reference_profiles
+
+DATA = Path(__file__).resolve().parent / "data"
+MIXES = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def passages_of(rows: list[dict], articles: dict[str, str]) -> list[str]:
+    """The human twin of each passage continuation: the article's words from the prompt's start,
+    as many as the generated document has."""
+    out = []
+    for row in rows:
+        source, _, start = row["twin_source"].partition("@")
+        words = articles[source].split()[int(start) :]
+        out.append(" ".join(words[: len(row["text"].split())]))
+    return out
+
+
+def jargon_entries() -> list[str]:
+    path = Path("/usr/share/doc/jargon-text/jargon.txt.gz")
+    if not path.is_file():
+        return []
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n")[400:]]
+    return [p for p in paragraphs if len(p.split()) >= 40]
+
+
+def bible_chunks() -> list[str]:
+    try:
+        raw = subprocess.run(
+            ["bible", "-l0", "Genesis 1:1-Revelation 22:21"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    verses = [ln.strip().split(" ", 1)[-1] for ln in raw.splitlines() if ln.strip()[:1].isdigit()]
+    chunks = [" ".join(verses[i : i + 5]) for i in range(0, len(verses), 5)]
+    return [c for c in chunks if len(c.split()) >= 60]
+
+
+def sources() -> dict[str, list[str]]:
+    bbc = bbc_news()
+    by_id = {d.source: d.text for d in bbc}
+    bundled = smollm2_continuations()
+    passages = jsonl(DATA / "smollm2_passages.jsonl")
+    return {
+        "bbc": [d.text for d in bbc],
+        "bbc-3-sections": [
+            d.text
+            for d in bbc
+            if d.source.split("/")[1] in ("business", "entertainment", "politics")
+        ],
+        "bbc-sport-tech": [d.text for d in bbc if d.source.split("/")[1] in ("sports", "tech")],
+        "bbc-passages": passages_of(passages, by_id),
+        "lee": [d.text for d in lee_news()],
+        "wikipedia": [d.text for d in wikipedia_paragraphs()],
+        "usenet": [d.text for d in usenet_posts()],
+        "jargon": jargon_entries(),
+        "bible": bible_chunks(),
+        # generated
+        "gen-bbc-sport-tech": [
+            r["text"] for r in bundled if r["stratum"] in ("bbc/sports", "bbc/tech")
+        ],
+        "gen-bbc": [r["text"] for r in bundled if r["stratum"].startswith("bbc/")],
+        "gen-wikipedia": [r["text"] for r in bundled if r["stratum"] == "wikipedia"],
+        "gen-passages": [r["text"] for r in passages],
+        "gen-lee": [r["text"] for r in jsonl(DATA / "smollm2_lee.jsonl")],
+        "gen-lee-other-sampling": [r["text"] for r in jsonl(DATA / "smollm2_lee_lowtemp.jsonl")],
+    }
+
+
+# (reference, human candidate, generated of that source or None, what differs)
+PANEL = (
+    ("bbc", "lee", "gen-lee", "another outlet and year (ABC 2001)"),
+    ("bbc-3-sections", "bbc-sport-tech", "gen-bbc-sport-tech", "other topics, same outlet"),
+    ("bbc", "bbc-passages", "gen-passages", "passages vs openings"),
+    ("wikipedia", "bbc", "gen-bbc", "news against an encyclopaedia"),
+    ("bbc", "wikipedia", "gen-wikipedia", "encyclopaedia against news"),
+    ("bbc", "lee", "gen-lee-other-sampling", "held-out generator settings, another outlet"),
+    ("bbc", "usenet", None, "far genre: Usenet posts"),
+    ("bbc", "jargon", None, "far genre: the Jargon File"),
+    ("bbc", "bible", None, "far genre: King James Bible"),
+)
+
+
+def timed(fn: Callable, log: list[float]) -> Callable:
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            log.append(time.perf_counter() - t0)
+
+    return wrapper
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, default=100, help="documents per candidate")
+    ap.add_argument("--cost-size", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/synthetic_shift.json"))
+    args = ap.parse_args()
+    src = sources()
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="cg-shift-")))
+    store = Store(settings)
+    embedder = Embedder(precision=settings.embedding_precision)
+    scorer = curvature_scorer(settings)
+    synth_times: list[float] = []
+    audit_module.estimate_synthetic = timed(audit_module.estimate_synthetic, synth_times)
+    rng = np.random.default_rng(0)
+    rows: list[dict] = []
+    built: set[str] = set()
+    t_start = time.perf_counter()
+    example_profiles(settings, scorer)
+    for ref_name, human, generated, what in PANEL:
+        if not src[human] or (generated and not src[generated]):
+            print(f"skipped {human}: its source is not installed")
+            continue
+        if ref_name not in built:
+            t0 = time.perf_counter()
+            info = build_reference(
+                store, ref_name, src[ref_name], embedder=embedder, settings=settings
+            )
+            reference_profiles(store, info, settings, scorer)
+            print(f"reference {ref_name}: {info.size} documents, {time.perf_counter() - t0:.0f} s")
+            built.add(ref_name)
+        for a in MIXES if generated else (0.0,):
+            k = round(a * args.size)
+            h = rng.choice(len(src[human]), args.size - k, replace=args.size - k > len(src[human]))
+            g = rng.choice(len(src[generated]), k, replace=False) if k else np.array([], int)
+            texts = [src[human][i] for i in h] + ([src[generated][i] for i in g] if k else [])
+            texts = [texts[i] for i in rng.permutation(len(texts))]
+            result = execute_audit(
+                store, ref_name, texts, embedder=embedder, settings=settings
+            ).result
+            s = result.synthetic_fraction
+            e = s.estimate if s else None
+            row = {
+                "reference": ref_name,
+                "human": human,
+                "generated": generated,
+                "shift": what,
+                "truth": a,
+                "n": len(texts),
+                "point": e.point if e else None,
+                "low": e.low if e else None,
+                "high": e.high if e else None,
+                "mode": e.mode if e else None,
+                "out_of_domain": s.out_of_domain_fraction.point
+                if s and s.out_of_domain_fraction
+                else None,
+                "decision": result.verdict.decision,
+                "reasons": [r.code for r in result.verdict.reasons],
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    # Cost: a 1,000-document audit's synthetic stage against embedding the same documents.
+    wiki = src["wikipedia"]
+    texts = [wiki[i] for i in rng.choice(len(wiki), args.cost_size, replace=False)]
+    t0 = time.perf_counter()
+    embedder.embed(texts)
+    embed_s = time.perf_counter() - t0
+    synth_times.clear()
+    execute_audit(store, "bbc", texts, embedder=embedder, settings=settings)
+    synthetic_s = synth_times[-1]
+    t0 = time.perf_counter()
+    scorer.profiles(texts[:200])
+    per_doc = (time.perf_counter() - t0) / 200
+    cost = {
+        "documents": args.cost_size,
+        "embedding_s": embed_s,
+        "synthetic_stage_s": synthetic_s,
+        "ratio": synthetic_s / embed_s,
+        "scored_documents": settings.curvature_documents,
+        "scoring_docs_per_s": 1 / per_doc,
+        "tokens": settings.curvature_tokens,
+    }
+    print(json.dumps(cost))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"rows": rows, "cost": cost, "wall_s": time.perf_counter() - t_start}, indent=1)
+    )
+    report(rows, cost)
+
+
+def report(rows: list[dict], cost: dict) -> None:
+    def fmt(r: dict) -> str:
+        return (
+            f"{r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+            if r["point"] is not None
+            else "none"
+        )
+
+    print(
+        "\n| reference | candidate (human part) | generated part | truth | estimate [90%] | "
+        "out of domain | verdict |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        ood = f"{r['out_of_domain']:.2f}" if r["out_of_domain"] is not None else "-"
+        print(
+            f"| {r['reference']} | {r['human']} ({r['shift']}) | {r['generated'] or '-'} | "
+            f"{r['truth']:.1f} | {fmt(r)} | {ood} | {r['decision']} |"
+        )
+    scored = [r for r in rows if r["point"] is not None]
+    err = np.array([abs(r["point"] - r["truth"]) for r in scored])
+    cover = np.array([r["low"] <= r["truth"] <= r["high"] for r in scored])
+    human = [r for r in scored if r["truth"] == 0]
+    print(
+        f"\nMAE {err.mean():.3f} (worst {err.max():.2f}); 90% coverage {cover.mean():.0%} of "
+        f"{len(scored)}; pure human: worst point {max(r['point'] for r in human):.2f}, worst "
+        f"low {max(r['low'] for r in human):.2f}"
+    )
+    print(
+        f"cost: synthetic stage {cost['synthetic_stage_s']:.0f} s vs embedding "
+        f"{cost['embedding_s']:.0f} s for {cost['documents']} documents "
+        f"(ratio {cost['ratio']:.2f}); scoring {cost['scoring_docs_per_s']:.1f} docs/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
