@@ -110,9 +110,7 @@ def run_demo(
         fresh=coverage_report(reference, pool[fresh_ids], random_state=random_state),
         core_only=coverage_report(reference, pool[core_ids], random_state=random_state),
         synthetic={
-            k: estimator.estimate(t, v).model_copy(
-                update={"synthetic": curvature[k], "notes": (CURVATURE_NOTE,)}
-            )
+            k: estimator.estimate(t, v).model_copy(update={"synthetic": curvature[k], "notes": ()})
             for k, (t, v) in candidates.items()
         },
     )
@@ -129,6 +127,7 @@ def run_demo(
             + ("B has lost the human tails." if b.high < 1 else "B is not distinguishable yet.")
         )
         console.print(synthetic_table(result.synthetic))
+        console.print(CURVATURE_NOTE)
     return result
 
 

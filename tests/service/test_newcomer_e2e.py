@@ -46,6 +46,8 @@ def newcomer(tmp_path_factory):
         "HF_HUB_OFFLINE": "1",
         "COLUMNS": "120",
         "COLLAPSE_GUARD_DATA_DIR": str(home / "data"),
+        # the product's default, which conftest turns off for the other suites
+        "COLLAPSE_GUARD_SYNTHETIC_METHOD": "curvature",
     }
     demo = home / "demo"
     steps = {
@@ -141,6 +143,9 @@ def test_fresh_human_text_is_kept(newcomer):
     home, _, _ = newcomer
     result = AuditResult.model_validate_json((home / "fresh.json").read_text())
     assert result.verdict.decision == "keep", result.verdict
+    synthetic = result.synthetic_fraction
+    assert synthetic is not None and synthetic.estimate.method == "curvature-mixture"
+    assert synthetic.estimate.point <= 0.05 and synthetic.scored_documents == 80
 
 
 def test_unknown_reference_is_one_line(newcomer):
@@ -160,7 +165,10 @@ def test_cli_json_equals_the_library_audit(newcomer, embedder):
 
     home, env, _ = newcomer
     cli_result = AuditResult.model_validate_json((home / "fresh.json").read_text())
-    settings = Settings(data_dir=Path(env["COLLAPSE_GUARD_DATA_DIR"]))
+    settings = Settings(
+        data_dir=Path(env["COLLAPSE_GUARD_DATA_DIR"]),
+        synthetic_method=env["COLLAPSE_GUARD_SYNTHETIC_METHOD"],
+    )
     store = Store(settings)
     try:
         lib_result = run_audit(
