@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python benchmarks/coverage_vs_prdc.py
 	$(BIN)/python benchmarks/embedder_throughput.py
+	$(BIN)/python benchmarks/synthetic_shift.py
+	$(BIN)/python benchmarks/synthetic_shift.py --labelled
 	$(BIN)/python benchmarks/estimation.py
 	$(BIN)/python benchmarks/engines_throughput.py
 	$(BIN)/python benchmarks/load_service.py

@@ -142,7 +142,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=100, help="documents per candidate")
     ap.add_argument("--cost-size", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/synthetic_shift.json"))
+    ap.add_argument(
+        "--labelled",
+        action="store_true",
+        help="labelled mode: per pair, 150 documents of the candidate's own generator become "
+        "COLLAPSE_GUARD_SYNTHETIC_EXAMPLES (never in the candidate); pairs with a generator only",
+    )
     args = ap.parse_args()
+    if args.labelled:
+        labelled_panel(args)
+        return
     src = sources()
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="cg-shift-")))
     store = Store(settings)
@@ -226,7 +235,64 @@ def main() -> None:
     report(rows, cost)
 
 
-def report(rows: list[dict], cost: dict) -> None:
+LABELLED_PAIRS = ("lee", "bbc-passages", "wikipedia")
+
+
+def labelled_panel(args: argparse.Namespace) -> None:
+    src = sources()
+    root = Path(tempfile.mkdtemp(prefix="cg-shift-labelled-"))
+    base = Settings(data_dir=root / "data")
+    store = Store(base)
+    embedder = Embedder(precision=base.embedding_precision)
+    rng = np.random.default_rng(1)
+    rows: list[dict] = []
+    built: set[str] = set()
+    for ref_name, human, generated, what in PANEL:
+        if human not in LABELLED_PAIRS or generated is None or "other-sampling" in generated:
+            continue
+        pool = [src[generated][i] for i in rng.permutation(len(src[generated]))]
+        n_examples = min(150, len(pool) - args.size)
+        examples, pool = pool[:n_examples], pool[n_examples:]
+        file = root / f"examples-{generated}.jsonl"
+        file.write_text("".join(json.dumps({"text": t}) + "\n" for t in examples))
+        settings = base.model_copy(update={"synthetic_examples": file})
+        if ref_name not in built:
+            build_reference(store, ref_name, src[ref_name], embedder=embedder, settings=settings)
+            built.add(ref_name)
+        for a in MIXES:
+            k = round(a * args.size)
+            h = rng.choice(len(src[human]), args.size - k, replace=False)
+            texts = [src[human][i] for i in h] + pool[:k]
+            texts = [texts[i] for i in rng.permutation(len(texts))]
+            result = execute_audit(
+                store, ref_name, texts, embedder=embedder, settings=settings
+            ).result
+            e = result.synthetic_fraction.estimate if result.synthetic_fraction else None
+            row = {
+                "reference": ref_name,
+                "human": human,
+                "generated": generated,
+                "shift": what,
+                "truth": a,
+                "n": len(texts),
+                "examples": n_examples,
+                "point": e.point if e else None,
+                "low": e.low if e else None,
+                "high": e.high if e else None,
+                "mode": e.mode if e else None,
+                "out_of_domain": None,
+                "decision": result.verdict.decision,
+                "reasons": [r.code for r in result.verdict.reasons],
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out = args.out.with_name(args.out.stem + "_labelled.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows}, indent=1))
+    report(rows, None)
+
+
+def report(rows: list[dict], cost: dict | None) -> None:
     def fmt(r: dict) -> str:
         return (
             f"{r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
