@@ -30,7 +30,7 @@ from service.render import coverage_table, modes_table, progress_bar, synthetic_
 N_EXAMPLES = 400  # generic generated examples the estimator learns from (as the service uses)
 # Documents the language model scores (~0.25 s each on 2 cores): the reference's human side, the
 # generated examples, and each candidate (a seeded subsample, as the service does).
-N_SCORED_REFERENCE, N_SCORED_EXAMPLES, N_SCORED_CANDIDATE = 200, 150, 100
+N_SCORED_REFERENCE, N_SCORED_EXAMPLES, N_SCORED_CANDIDATE = 150, 120, 80
 
 
 @dataclass(frozen=True)

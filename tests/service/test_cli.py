@@ -24,7 +24,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
         capture_output=True,
         text=True,
         env=ENV,
-        timeout=600,
+        timeout=900,
         cwd=cwd or Path(__file__).resolve().parents[2],
     )
 
