@@ -320,6 +320,8 @@ def report(rows: list[dict], cost: dict | None) -> None:
         f"{len(scored)}; pure human: worst point {max(r['point'] for r in human):.2f}, worst "
         f"low {max(r['low'] for r in human):.2f}"
     )
+    if cost is None:
+        return
     print(
         f"cost: synthetic stage {cost['synthetic_stage_s']:.0f} s vs embedding "
         f"{cost['embedding_s']:.0f} s for {cost['documents']} documents "
