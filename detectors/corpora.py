@@ -84,4 +84,3 @@ def _wiki_paragraphs(plain: str, min_words: int, max_words: int) -> Iterator[str
             end = cut.rfind(". ")
             text = cut[: end + 1] if end > len(cut) // 2 else cut
         yield text
-
