@@ -126,6 +126,33 @@ PANEL = (
 )
 
 
+def audit_row(
+    store: Store,
+    ref_name: str,
+    texts: list[str],
+    embedder: Embedder,
+    settings: Settings,
+    case: dict,
+) -> dict:
+    """One candidate through `execute_audit`, as a result row: the case, what the audit read."""
+    result = execute_audit(store, ref_name, texts, embedder=embedder, settings=settings).result
+    s = result.synthetic_fraction
+    e = s.estimate if s else None
+    ood = s.out_of_domain_fraction if s else None
+    return {
+        "reference": ref_name,
+        **case,
+        "n": len(texts),
+        "point": e.point if e else None,
+        "low": e.low if e else None,
+        "high": e.high if e else None,
+        "mode": e.mode if e else None,
+        "out_of_domain": ood.point if ood else None,
+        "decision": result.verdict.decision,
+        "reasons": [r.code for r in result.verdict.reasons],
+    }
+
+
 def timed(fn: Callable, log: list[float]) -> Callable:
     def wrapper(*args, **kwargs):
         t0 = time.perf_counter()
@@ -182,28 +209,14 @@ def main() -> None:
             g = rng.choice(len(src[generated]), k, replace=False) if k else np.array([], int)
             texts = [src[human][i] for i in h] + ([src[generated][i] for i in g] if k else [])
             texts = [texts[i] for i in rng.permutation(len(texts))]
-            result = execute_audit(
-                store, ref_name, texts, embedder=embedder, settings=settings
-            ).result
-            s = result.synthetic_fraction
-            e = s.estimate if s else None
-            row = {
-                "reference": ref_name,
-                "human": human,
-                "generated": generated,
-                "shift": what,
-                "truth": a,
-                "n": len(texts),
-                "point": e.point if e else None,
-                "low": e.low if e else None,
-                "high": e.high if e else None,
-                "mode": e.mode if e else None,
-                "out_of_domain": s.out_of_domain_fraction.point
-                if s and s.out_of_domain_fraction
-                else None,
-                "decision": result.verdict.decision,
-                "reasons": [r.code for r in result.verdict.reasons],
-            }
+            row = audit_row(
+                store,
+                ref_name,
+                texts,
+                embedder,
+                settings,
+                {"human": human, "generated": generated, "shift": what, "truth": a},
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
     # Cost: a 1,000-document audit's synthetic stage against embedding the same documents.
@@ -264,26 +277,20 @@ def labelled_panel(args: argparse.Namespace) -> None:
             h = rng.choice(len(src[human]), args.size - k, replace=False)
             texts = [src[human][i] for i in h] + pool[:k]
             texts = [texts[i] for i in rng.permutation(len(texts))]
-            result = execute_audit(
-                store, ref_name, texts, embedder=embedder, settings=settings
-            ).result
-            e = result.synthetic_fraction.estimate if result.synthetic_fraction else None
-            row = {
-                "reference": ref_name,
-                "human": human,
-                "generated": generated,
-                "shift": what,
-                "truth": a,
-                "n": len(texts),
-                "examples": n_examples,
-                "point": e.point if e else None,
-                "low": e.low if e else None,
-                "high": e.high if e else None,
-                "mode": e.mode if e else None,
-                "out_of_domain": None,
-                "decision": result.verdict.decision,
-                "reasons": [r.code for r in result.verdict.reasons],
-            }
+            row = audit_row(
+                store,
+                ref_name,
+                texts,
+                embedder,
+                settings,
+                {
+                    "human": human,
+                    "generated": generated,
+                    "shift": what,
+                    "truth": a,
+                    "examples": n_examples,
+                },
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
     out = args.out.with_name(args.out.stem + "_labelled.json")
