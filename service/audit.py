@@ -27,7 +27,7 @@ from service.schemas import (
     TopUpSearch,
 )
 from service.store import now
-from service.synthetic import estimate_synthetic
+from service.synthetic import estimate_synthetic, score_reference
 from simulations.forecast import Forecast, Plan, forecast, min_top_up
 
 if TYPE_CHECKING:
@@ -214,8 +214,11 @@ def build_reference(
     embedder: Embedder,
     settings: Settings,
     progress: Progress | None = None,
+    stage: Callable[[str], Progress] | None = None,
 ) -> ReferenceInfo:
-    """Embed `texts`, fit a reference (holdout and tail settings from `settings`) and store it."""
+    """Embed `texts`, fit a reference (holdout and tail settings from `settings`) and store it;
+    then score a sample of it with the language model (`score_reference`), so that the first
+    audit against it does not. `stage(label)` gives a progress callback for that step."""
     docs = validate_texts(list(texts))
     vectors = embedder.embed(docs, progress=progress).vectors
     reference = ReferenceCorpus(
@@ -224,7 +227,10 @@ def build_reference(
         model=embedder.model_name,
         random_state=settings.random_state,
     ).fit(vectors, texts=docs)
-    return store.create_reference(name, docs, vectors, reference)
+    info = store.create_reference(name, docs, vectors, reference)
+    scoring = stage("scoring reference (SmolLM2)") if stage else None
+    score_reference(store, info, settings, scoring)
+    return info
 
 
 def append_documents(
@@ -233,6 +239,7 @@ def append_documents(
     texts: Iterable[str],
     *,
     embedder: Embedder,
+    settings: Settings,
     progress: Progress | None = None,
 ) -> ReferenceInfo:
     """Embed `texts` and add them to a stored reference (no index rebuild; see Store)."""
@@ -244,4 +251,6 @@ def append_documents(
             f"{embedder.model_name!r}: documents embedded by another model cannot be added"
         )
     vectors = embedder.embed(docs, progress=progress).vectors
-    return store.append_reference(name, docs, vectors)
+    info = store.append_reference(name, docs, vectors)
+    score_reference(store, info, settings)  # the sample the curvature stage reads has changed
+    return info

@@ -44,7 +44,14 @@ class AuditOutcome:
 
 
 class Backend(Protocol):
-    def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any: ...
+    def build_reference(
+        self,
+        name: str,
+        texts: Iterable[str],
+        *,
+        progress: Progress,
+        stage: Callable[[str], Progress] | None = None,
+    ) -> Any: ...
     def list_references(self) -> list[Any]: ...
     def show_reference(self, name: str) -> Any: ...
     def audit(
@@ -175,7 +182,14 @@ class LocalBackend:
                 )
         return self._embedder
 
-    def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any:
+    def build_reference(
+        self,
+        name: str,
+        texts: Iterable[str],
+        *,
+        progress: Progress,
+        stage: Callable[[str], Progress] | None = None,
+    ) -> Any:
         audit = _core("service.audit")
         if any(info.name == name for info in self.store.list_references()):
             store_module = _core("service.store")
@@ -190,6 +204,7 @@ class LocalBackend:
             embedder=self.embedder,
             settings=self.settings,
             progress=progress,
+            stage=stage,
         )
 
     def list_references(self) -> list[Any]:
@@ -252,7 +267,14 @@ class RemoteBackend:
         done = self.client.wait_for_job(answer, progress=progress)
         return done.reference if done.kind == "reference" else done.audit
 
-    def build_reference(self, name: str, texts: Iterable[str], *, progress: Progress) -> Any:
+    def build_reference(
+        self,
+        name: str,
+        texts: Iterable[str],
+        *,
+        progress: Progress,
+        stage: Callable[[str], Progress] | None = None,
+    ) -> Any:
         docs = list(texts)  # sent in one request body (the service's limits apply)
         return self._finish(self.client.create_reference(name, docs), progress)
 

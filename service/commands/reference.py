@@ -54,7 +54,9 @@ def register(app: typer.Typer) -> None:
             with open_backend(url, api_key) as backend, progress_group(console, quiet=quiet) as add:
                 reader.progress = add("reading (bytes)")
                 texts = list(reader)
-                info = backend.build_reference(name, texts, progress=add("embedding reference"))
+                info = backend.build_reference(
+                    name, texts, progress=add("embedding reference"), stage=add
+                )
             summarise_input(console, reader, "reference", quiet=quiet)
         if not quiet:
             console.print(reference_table([info]))

@@ -141,7 +141,14 @@ async def append_to_reference(
     store.reference_info(name)  # 404 now, not in a job
 
     def work(progress: Progress | None = None) -> ReferenceInfo:
-        return append_documents(store, name, body.texts, embedder=loader.get(), progress=progress)
+        return append_documents(
+            store,
+            name,
+            body.texts,
+            embedder=loader.get(),
+            settings=settings,
+            progress=progress,
+        )
 
     return await run_or_queue(
         work,
