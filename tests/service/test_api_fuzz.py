@@ -12,7 +12,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -65,3 +67,85 @@ def test_no_server_errors_and_responses_match_the_schema(case):
     # JSON Schema (beta needs policy keep-real; a candidate must have enough documents for an
     # interval; a stored reference name must be free), and those requests rightly get a 4xx.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+# Bodies Python's json module accepts but JSON does not (or that mean two things at once): each
+# gets a 4xx naming the field, never a 500, whatever the route.
+PLAN_OK = '"plan": {"generations": 2, "samples": 100, "seeds": 2}'
+HUGE = "9" * 100
+CATALOGUE = [
+    # (route, raw body, status, expected loc)
+    (
+        "/v1/forecasts/what-if",
+        '{"synthetic_fraction": NaN, "tail_coverage": 0.5}',
+        422,
+        ["body", "synthetic_fraction"],
+    ),
+    (
+        "/v1/forecasts/what-if",
+        '{"synthetic_fraction": 0.1, "tail_coverage": Infinity}',
+        422,
+        ["body", "tail_coverage"],
+    ),
+    (
+        "/v1/forecasts/what-if",
+        '{"synthetic_fraction": -Infinity, "tail_coverage": 0.5}',
+        422,
+        ["body", "synthetic_fraction"],
+    ),
+    (
+        "/v1/forecasts/what-if",
+        '{"synthetic_fraction": 0.1, "tail_coverage": 0.5, "plan": {"samples": 1e400}}',
+        422,
+        ["body", "plan", "samples"],
+    ),
+    (
+        "/v1/forecasts/what-if",
+        f'{{"synthetic_fraction": 0.1, "tail_coverage": 0.5, "plan": {{"seeds": {HUGE}}}}}',
+        422,
+        ["body", "plan", "seeds"],
+    ),
+    (
+        "/v1/forecasts/what-if",
+        '{"synthetic_fraction": 0.1, "tail_coverage": 0.5, "synthetic_fraction": 0.9}',
+        422,
+        ["body", "synthetic_fraction"],
+    ),
+    ("/v1/forecasts/what-if", "[" * 100_000 + "]" * 100_000, 400, None),
+    ("/v1/forecasts/what-if", '{"a":' * 50_000 + "1" + "}" * 50_000, 400, None),
+    (
+        "/v1/references",
+        '{"name": "r", "texts": ["a real sentence", NaN]}',
+        422,
+        ["body", "texts", 1],
+    ),
+    (
+        "/v1/references",
+        '{"name": "r", "name": "s", "texts": ["a real sentence"]}',
+        422,
+        ["body", "name"],
+    ),
+    (
+        "/v1/audits",
+        f'{{"reference": "r", "texts": ["x"], {PLAN_OK[:-1]}, "beta": NaN}}}}',
+        422,
+        ["body", "plan", "beta"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "status", "loc"), CATALOGUE)
+def test_non_json_numbers_duplicates_and_deep_nesting_are_4xx_naming_the_field(
+    route, body, status, loc
+):
+    client = TestClient(app)
+    before = client.get("/v1/references").json()
+    answer = client.post(route, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == status, answer.text
+    detail = answer.json()["detail"]
+    if loc is None:
+        assert "nested too deeply" in detail
+    else:
+        assert detail[0]["loc"] == loc
+        assert "send" in detail[0]["msg"] or "out of range" in detail[0]["msg"]
+    assert client.get("/v1/references").json() == before  # nothing stored, nothing lost

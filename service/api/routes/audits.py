@@ -24,6 +24,7 @@ from service.api.routes.common import (
     read_upload,
     run_or_queue,
 )
+from service.api.strict_json import StrictJSONRoute
 from service.audit import run_audit
 from service.jobs import Progress
 from service.policy import Policy
@@ -33,7 +34,9 @@ from service.store import Store
 from service.workpool import WorkPool
 from simulations.forecast import Plan
 
-router = APIRouter(prefix="/v1/audits", tags=["audits"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/audits", tags=["audits"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+)
 
 
 class AuditRequest(BaseModel):

@@ -8,9 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.deps import ForecastPoolDep, ReadAccess, StoreDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.common import in_pool
+from service.api.strict_json import StrictJSONRoute
 from simulations.forecast import Forecast, Plan, what_if
 
-router = APIRouter(prefix="/v1", tags=["forecasts"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["forecasts"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+)
 
 
 class WhatIfRequest(BaseModel):

@@ -6,9 +6,12 @@ from fastapi import APIRouter
 
 from service.api.deps import ReadAccess, StoreDep
 from service.api.errors import ERROR_RESPONSES
+from service.api.strict_json import StrictJSONRoute
 from service.schemas import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+)
 
 
 @router.get("/{job_id}", response_model=Job, dependencies=[ReadAccess])

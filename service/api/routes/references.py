@@ -24,6 +24,7 @@ from service.api.routes.common import (
     read_upload,
     run_or_queue,
 )
+from service.api.strict_json import StrictJSONRoute
 from service.audit import append_documents, build_reference
 from service.jobs import Progress
 from service.schemas import Job, ReferenceInfo
@@ -31,7 +32,12 @@ from service.settings import Settings
 from service.store import NAME_PATTERN, Store
 from service.workpool import WorkPool
 
-router = APIRouter(prefix="/v1/references", tags=["references"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/references",
+    tags=["references"],
+    responses=ERROR_RESPONSES,
+    route_class=StrictJSONRoute,
+)
 
 
 class ReferenceCreate(BaseModel):
