@@ -211,7 +211,15 @@ def main() -> None:
             built.add(ref_name)
         for a in MIXES if generated else (0.0,):
             k = round(a * args.size)
-            h = rng.choice(len(src[human]), args.size - k, replace=args.size - k > len(src[human]))
+            n_generated = len(src[generated]) if generated else 0
+            if args.size - k > len(src[human]) or k > n_generated:
+                # Where the data does not allow it: never a candidate of repeated documents.
+                print(
+                    f"skipped {human} + {generated} at {a}: needs {args.size - k} human and {k} "
+                    f"generated documents, the data holds {len(src[human])} and {n_generated}"
+                )
+                continue
+            h = rng.choice(len(src[human]), args.size - k, replace=False)
             g = rng.choice(len(src[generated]), k, replace=False) if k else np.array([], int)
             texts = [src[human][i] for i in h] + ([src[generated][i] for i in g] if k else [])
             texts = [texts[i] for i in rng.permutation(len(texts))]
