@@ -349,11 +349,12 @@ def report(rows: list[dict], cost: dict | None) -> None:
             else "none"
         )
 
-    print(
-        "\n| reference | candidate (human part) | generated part | truth | estimate [90%] | "
-        "out of domain | verdict |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    if rows:
+        print(
+            "\n| reference | candidate (human part) | generated part | truth | estimate [90%] | "
+            "out of domain | verdict |"
+        )
+        print("|---|---|---|---|---|---|---|")
     for r in rows:
         ood = f"{r['out_of_domain']:.2f}" if r["out_of_domain"] is not None else "-"
         print(
