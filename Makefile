@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/embedder_throughput.py
 	$(BIN)/python benchmarks/synthetic_shift.py
 	$(BIN)/python benchmarks/synthetic_shift.py --labelled
+	$(BIN)/python benchmarks/synthetic_shift.py --cost-only
+	$(BIN)/python benchmarks/curvature_bias.py
 	$(BIN)/python benchmarks/estimation.py
 	$(BIN)/python benchmarks/engines_throughput.py
 	$(BIN)/python benchmarks/load_service.py
