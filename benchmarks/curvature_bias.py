@@ -37,14 +37,16 @@ SETS = (
     ("gen-passages", 200),
     ("wikipedia", 200),
     ("gen-wikipedia", 200),
+    ("gen-lee-t1.2", 112),  # last: the draws of the sets above stay as they were
 )
 PAIRS = (
     ("lee", "gen-lee"),
     ("lee", "gen-lee-other-sampling"),
+    ("lee", "gen-lee-t1.2"),
     ("bbc-passages", "gen-passages"),
     ("wikipedia", "gen-wikipedia"),
 )
-SHARES = (0.0, 0.1, 0.3, 0.5, 0.8)
+SHARES = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)
 
 
 def score_sets(folder: Path) -> dict[str, CurvatureProfiles]:
@@ -91,7 +93,7 @@ def main() -> None:
         h_prof, g_prof = prof[human], prof[generated]
         line = []
         for a in SHARES:
-            points, covered = [], []
+            points, covered, unexplained = [], [], []
             for _ in range(args.draws):
                 k = round(a * 100)
                 h = rng.choice(len(h_prof), 100 - k, replace=False)
@@ -101,7 +103,9 @@ def main() -> None:
                     np.r_[h_prof.var[h], g_prof.var[g]],
                     np.r_[h_prof.positions[h], g_prof.positions[g]],
                 )
-                e = est.estimate(cand).estimate
+                fit = est.estimate(cand)
+                e = fit.estimate
+                unexplained.append(fit.unexplained)
                 points.append(e.point)
                 covered.append(e.low <= a <= e.high)
             cell = {
@@ -111,6 +115,7 @@ def main() -> None:
                 "mean_point": float(np.mean(points)),
                 "sd_point": float(np.std(points, ddof=1)),
                 "coverage": float(np.mean(covered)),
+                "mean_unexplained": float(np.mean(unexplained)),
                 "draws": args.draws,
             }
             cells.append(cell)

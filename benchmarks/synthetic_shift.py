@@ -110,6 +110,8 @@ def sources() -> dict[str, list[str]]:
         "gen-passages": [r["text"] for r in passages],
         "gen-lee": [r["text"] for r in jsonl(DATA / "smollm2_lee.jsonl")],
         "gen-lee-other-sampling": [r["text"] for r in jsonl(DATA / "smollm2_lee_lowtemp.jsonl")],
+        # high temperature, no nucleus cut: text far less probable than human prose
+        "gen-lee-t1.2": [r["text"] for r in jsonl(DATA / "smollm2_lee_t12.jsonl")],
     }
 
 
@@ -121,6 +123,7 @@ PANEL = (
     ("wikipedia", "bbc", "gen-bbc", "news against an encyclopaedia"),
     ("bbc", "wikipedia", "gen-wikipedia", "encyclopaedia against news"),
     ("bbc", "lee", "gen-lee-other-sampling", "held-out generator settings, another outlet"),
+    ("bbc", "lee", "gen-lee-t1.2", "held-out generator at temperature 1.2, another outlet"),
     ("bbc", "usenet", None, "far genre: Usenet posts"),
     ("bbc", "jargon", None, "far genre: the Jargon File"),
     ("bbc", "bible", None, "far genre: King James Bible"),

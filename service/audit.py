@@ -106,9 +106,15 @@ def execute_audit(
     relative = fc.relative_final()
     estimate = None if synthetic is None else synthetic.estimate
     out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
+    unexplained = 0.0 if synthetic is None else synthetic.unexplained_fraction
     # The search only matters when the forecast decides (not when the synthetic fraction or the
     # domain already did).
-    decided = early_verdict(policy, synthetic=estimate, out_of_domain=out_of_domain) is not None
+    decided = (
+        early_verdict(
+            policy, synthetic=estimate, out_of_domain=out_of_domain, unexplained=unexplained
+        )
+        is not None
+    )
     top_up = None
     top_up_forecast = None
     if relative < policy.min_relative_tail_coverage and not decided:
@@ -139,6 +145,7 @@ def execute_audit(
         top_up_per_generation=None if top_up is None else top_up.documents_per_generation,
         top_up_feasible=top_up is not None and top_up.feasible,
         out_of_domain=out_of_domain,
+        unexplained=unexplained,
     )
     tail = cov.tail_coverage
     result = AuditResult(

@@ -5,6 +5,8 @@ First the synthetic fraction and the domain alone (`early_verdict`), in this ord
 - reject: the synthetic fraction's lower bound exceeds `hard_max_synthetic_fraction`; or the
   candidate's in-domain part reads as mostly generated: synthetic point / (1 - out-of-domain
   point) > `reject_generated_share` (the synthetic point is a share of the whole candidate).
+- inconclusive: more of the candidate than `max_unexplained_fraction` scores where neither
+  human text nor the generated examples do (garbled or high-temperature text, not prose).
 - inconclusive: the reference cannot judge this corpus, or the synthetic fraction is unknown:
   the out-of-domain share exceeds `max_out_of_domain_fraction` (build a reference of the
   candidate's own domain); no synthetic-fraction estimate could be made; or its interval is wider
@@ -47,6 +49,9 @@ class Policy(Frozen):
     max_synthetic_interval_width: float = Field(default=0.5, gt=0, le=1)
     # Reject when the in-domain part reads as generated above this share.
     reject_generated_share: float = Field(default=0.5, gt=0, le=1)
+    # Above this share of scores the human-plus-generated mixture does not explain, the reading
+    # of the synthetic fraction rests on text neither side describes.
+    max_unexplained_fraction: float = Field(default=0.2, ge=0, le=1)
 
 
 class Reason(Frozen):
@@ -121,11 +126,16 @@ def _mostly_generated(
 
 
 def early_verdict(
-    policy: Policy, *, synthetic: Estimate | None, out_of_domain: Estimate | None
+    policy: Policy,
+    *,
+    synthetic: Estimate | None,
+    out_of_domain: Estimate | None,
+    unexplained: float = 0.0,
 ) -> Verdict | None:
     """The verdict the synthetic fraction and the domain decide alone, or None (the forecast then
     decides): reject on the hard limit or a mostly generated candidate, inconclusive when the
-    reference does not represent the candidate or the synthetic fraction is not identified."""
+    reference does not represent the candidate or the synthetic fraction is not identified.
+    `unexplained` is the candidate's share whose scores neither side of the mixture explains."""
     if synthetic is not None and synthetic.low > policy.hard_max_synthetic_fraction:
         return _verdict(
             "reject",
@@ -135,6 +145,20 @@ def early_verdict(
             f"the hard limit {policy.hard_max_synthetic_fraction:.2f}",
             value=synthetic.low,
             limit=policy.hard_max_synthetic_fraction,
+        )
+    if synthetic is not None and unexplained > policy.max_unexplained_fraction:
+        return _verdict(
+            "inconclusive",
+            code="unexplained-text",
+            message=f"{unexplained:.0%} of the candidate scores beyond both human text and the "
+            f"generated examples (limit {policy.max_unexplained_fraction:.0%}): less probable "
+            "under the language model than human prose (garbled or high-temperature text, "
+            "tables, code, another language) or more predictable than any example; its synthetic "
+            f"fraction is only known to lie in {synthetic.low:.2f}-{synthetic.high:.2f}. Inspect "
+            "those documents, or give labelled examples of their generator "
+            "(COLLAPSE_GUARD_SYNTHETIC_EXAMPLES)",
+            value=unexplained,
+            limit=policy.max_unexplained_fraction,
         )
     whole = synthetic is not None and synthetic.method in WHOLE_CANDIDATE_METHODS
     # A whole-candidate estimate stands even where the reference does not describe the text, so
@@ -204,13 +228,16 @@ def decide(
     top_up_per_generation: int | None,
     top_up_feasible: bool,
     out_of_domain: Estimate | None = None,
+    unexplained: float = 0.0,
 ) -> Verdict:
     """The verdict from the audit's numbers: `early_verdict`'s if it decides, else the forecast's.
     `relative_tail_coverage` is the forecast's final mean tail coverage / that of fresh human data
     under the plan; the top-up arguments describe the smallest fresh fraction the simulator found
     (None when no search was needed); `out_of_domain` is the candidate's share outside the
-    reference's domain."""
-    early = early_verdict(policy, synthetic=synthetic, out_of_domain=out_of_domain)
+    reference's domain; `unexplained` the share the synthetic mixture does not explain."""
+    early = early_verdict(
+        policy, synthetic=synthetic, out_of_domain=out_of_domain, unexplained=unexplained
+    )
     if early is not None:
         return early
 

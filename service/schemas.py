@@ -38,6 +38,10 @@ class SyntheticFraction(Frozen):
     # The embedding signature's own estimate, for comparison: it reads human text of another
     # outlet as generated, so the verdict does not use it when the curvature method answers.
     embedding_estimate: Estimate | None = None
+    # Share of the candidate whose scores the human-plus-generated mixture does not explain
+    # (less probable than human text, or more predictable than the examples, beyond what the
+    # mixture predicts): its origin is unknown, so the interval spans both readings of it.
+    unexplained_fraction: float = 0.0
 
 
 class TailCoverage(Frozen):

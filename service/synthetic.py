@@ -31,7 +31,7 @@ from detectors.errors import InsufficientDataError
 from detectors.results import Estimate
 from detectors.synthetic import SyntheticFractionEstimator
 from detectors.synthetic.curvature import CurvatureProfiles, CurvatureScorer
-from detectors.synthetic.curvature_fraction import CurvatureFractionEstimator
+from detectors.synthetic.curvature_fraction import CurvatureFit, CurvatureFractionEstimator
 from service.schemas import ReferenceInfo, SyntheticFraction
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ def _curvature_estimate(
     texts: list[str],
     settings: Settings,
     progress: Callable[[int, int], None] | None,
-) -> tuple[Estimate, int]:
+) -> tuple[CurvatureFit, int]:
     scorer = curvature_scorer(settings)
     reference = reference_profiles(store, info, settings, scorer)
     examples = example_profiles(settings, scorer)
@@ -230,8 +230,7 @@ def _curvature_estimate(
     # The user's own examples are of the generator they fear: labelled mode. The bundled ones
     # are one small model on BBC and Wikipedia openings: the generated side may move further.
     labelled = settings.synthetic_examples is not None
-    fit = estimator.fit(reference, examples).estimate(candidate, labelled=labelled)
-    return fit.estimate, n
+    return estimator.fit(reference, examples).estimate(candidate, labelled=labelled), n
 
 
 def estimate_synthetic(
@@ -250,15 +249,23 @@ def estimate_synthetic(
         report = _estimator(store, info, settings, embedder).estimate(texts, vectors)
         notes = list(report.notes)
         if settings.synthetic_method == "curvature":
-            estimate, n_scored = _curvature_estimate(store, info, texts, settings, progress)
+            fit, n_scored = _curvature_estimate(store, info, texts, settings, progress)
+            estimate, unexplained = fit.estimate, fit.unexplained
             notes.append(
                 f"synthetic fraction from {CURVATURE_METHOD_NOTE} on {n_scored} of "
                 f"{len(texts)} documents; it sees text sampled by small LMs like SmolLM2, not "
                 "text of much larger models (which reads as human to this scorer)"
             )
+            if unexplained > 0:
+                notes.append(
+                    f"{unexplained:.0%} of the scored documents score beyond what human text "
+                    "and the generated examples explain (garbled or high-temperature text, "
+                    "tables, code, another language): the interval counts them both ways"
+                )
             embedding_estimate: Estimate | None = report.synthetic
         else:
             estimate, n_scored, embedding_estimate = report.synthetic, 0, None
+            unexplained = 0.0
     except InsufficientDataError as exc:
         return None, f"no synthetic-fraction estimate: {exc}"
     return SyntheticFraction(
@@ -269,6 +276,7 @@ def estimate_synthetic(
         notes=tuple(notes),
         scored_documents=n_scored,
         embedding_estimate=embedding_estimate,
+        unexplained_fraction=unexplained,
     ), None
 
 

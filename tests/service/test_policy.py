@@ -113,6 +113,38 @@ def test_b_mostly_generated_in_domain_part_is_rejected():
     assert early_verdict(POLICY, synthetic=est(0.5, 0.4, 0.6), out_of_domain=None) is None
 
 
+def test_unexplained_scores_make_the_candidate_inconclusive_before_any_share_is_read():
+    # 40% of the candidate scores where neither human text nor the examples do: even a point
+    # of 0.9 is not a reject, because that reading rests on text neither side describes.
+    whole = Estimate(point=0.9, low=0.1, high=1.0, level=0.9, method="curvature-mixture")
+    v = early_verdict(POLICY, synthetic=whole, out_of_domain=None, unexplained=0.4)
+    assert v is not None and v.decision == "inconclusive"
+    (reason,) = v.reasons
+    assert reason.code == "unexplained-text"
+    assert reason.value == 0.4 and reason.limit == 0.2
+    for words in ("40%", "limit 20%", "0.10-1.00", "COLLAPSE_GUARD_SYNTHETIC_EXAMPLES"):
+        assert words in reason.message, (words, reason.message)
+    # At the limit the mixture's reading stands (here: mostly generated).
+    at_limit = early_verdict(POLICY, synthetic=whole, out_of_domain=None, unexplained=0.2)
+    assert at_limit is not None and at_limit.reasons[0].code == "mostly-generated"
+    # decide() passes it through.
+    assert (
+        decide(
+            POLICY,
+            n_documents=100,
+            synthetic=whole,
+            relative_tail_coverage=1.0,
+            top_up_beta=None,
+            top_up_per_generation=None,
+            top_up_feasible=False,
+            unexplained=0.4,
+        )
+        .reasons[0]
+        .code
+        == "unexplained-text"
+    )
+
+
 def test_c_out_of_domain_candidate_is_inconclusive():
     # 0.10 / (1 - 0.62) = 26% generated in domain: not rejected, but 62% out of domain.
     v = early_verdict(POLICY, synthetic=est(0.1, 0.05, 0.2), out_of_domain=est(0.62, 0.55, 0.70))

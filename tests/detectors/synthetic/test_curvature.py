@@ -25,9 +25,7 @@ LEE_GENERATED = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "s
 @pytest.fixture(scope="module")
 def scorer() -> CurvatureScorer:
     # float32 end to end: the comparison below is then exact up to summation order.
-    return CurvatureScorer(
-        max_tokens=48, precision="float32", cache_dir=Settings().model_cache_dir
-    )
+    return CurvatureScorer(max_tokens=48, precision="float32", cache_dir=Settings().model_cache_dir)
 
 
 @pytest.fixture(scope="module")

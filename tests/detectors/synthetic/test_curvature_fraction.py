@@ -75,6 +75,49 @@ def test_a_generator_scoring_higher_than_the_examples_is_still_counted(fitted):
     assert e.low <= 0.5 <= e.high
 
 
+def test_a_narrower_generator_is_not_read_confidently(fitted):
+    """A generator sampled at low temperature with a repetition penalty scores in a band 0.6x as
+    wide as the examples' (measured: sd 1.09 vs 1.81). Mixed at 0.8 with human text it looks like
+    the examples alone; profiled over the spread the interval sat at [0.84, 1.00] and missed 0.8
+    in 7 of 10 draws. The spread band admits the ambiguity: the intervals must cover at their
+    level (more than 4 misses of 10 has probability < 0.013 if they are honest), and the
+    estimator without the band must fail the same check, or the case tests nothing."""
+
+    def misses(estimator: CurvatureFractionEstimator) -> int:
+        out = 0
+        for seed in range(10):
+            x = mix(0.8, 100, np.random.default_rng(200 + seed), generated=(0.3, 0.9))
+            e = estimator.estimate(profiles(x)).estimate
+            out += not (e.low <= 0.8 <= e.high)
+        return out
+
+    rng = np.random.default_rng(0)
+    reference = profiles(rng.normal(*HUMAN, 300))
+    examples = profiles(rng.normal(*GENERATED, 150))
+    unbanded = CurvatureFractionEstimator(random_state=0, spread_ratios=()).fit(reference, examples)
+    assert binom.sf(misses(fitted) - 1, 10, 0.1) > 0.01
+    assert binom.sf(misses(unbanded) - 1, 10, 0.1) <= 0.01
+
+
+def test_text_neither_side_explains_widens_the_interval_both_ways(fitted):
+    """High-temperature SmolLM2 text (t=1.2, top-p 1) scores far below human text (measured:
+    -5.4 vs -1.9, sd 1.3), where the human side's tail reads it as human. Half of such a
+    candidate must be counted as unexplained, and the interval must admit both readings."""
+    x = mix(0.5, 200, np.random.default_rng(6), generated=(-5.4, 1.3))
+    fit = fitted.estimate(profiles(x))
+    # About 0.5 * 0.99 of the candidate lies below the human side's 5% cut (-3.3 to -3.8 as
+    # the side moves); less the 5% of human text expected there and the test's one-sided
+    # margin (1.28 SE): at least 0.3 with room for the shifts.
+    assert fit.unexplained >= 0.3
+    assert fit.estimate.low <= 0.5 <= fit.estimate.high
+    # Human text of another outlet (ABC news -1.95, sd 1.1) is explained: the human side's
+    # shift absorbs it, and what is left in the tails is noise: within two standard errors of
+    # a 5% tail share over 200 documents.
+    other = fitted.estimate(profiles(np.random.default_rng(7).normal(-2.0, 1.1, 200)))
+    assert other.unexplained <= 2 * np.sqrt(0.05 * 0.95 / 200)
+    assert other.estimate.point <= 0.05
+
+
 def test_labelled_examples_narrow_the_interval(fitted):
     candidate = profiles(mix(0.5, 200, np.random.default_rng(4)))
     free = fitted.estimate(candidate).estimate
