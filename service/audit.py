@@ -236,7 +236,7 @@ def build_reference(
     ).fit(vectors, texts=docs)
     info = store.create_reference(name, docs, vectors, reference)
     scoring = stage("scoring reference (SmolLM2)") if stage else None
-    score_reference(store, info, settings, scoring)
+    score_reference(store, info, settings, scoring, embedder=embedder)
     return info
 
 
@@ -259,5 +259,6 @@ def append_documents(
         )
     vectors = embedder.embed(docs, progress=progress).vectors
     info = store.append_reference(name, docs, vectors)
-    score_reference(store, info, settings)  # the sample the curvature stage reads has changed
+    # the sample the curvature stage reads has changed, and so has the domain
+    score_reference(store, info, settings, embedder=embedder)
     return info

@@ -20,6 +20,7 @@ profiles are computed once per reference and kept in the data directory's cache.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -82,6 +83,30 @@ def _estimator(
     if key in _fitted:
         _fitted.move_to_end(key)
         return _fitted[key]
+    from detectors.synthetic.data import smollm2_continuations
+
+    rows, sample_vectors = embedded_examples(
+        smollm2_continuations(settings.synthetic_examples), embedder, settings
+    )
+    path = _fit_path(key, rows, embedder, settings)
+    estimator = _load_fit(path)
+    if estimator is None:
+        estimator = _fit_estimator(store, info, settings, embedder, rows, sample_vectors)
+        _save_fit(path, estimator)
+    _fitted[key] = estimator
+    if len(_fitted) > _CACHE_SIZE:
+        _fitted.popitem(last=False)
+    return estimator
+
+
+def _fit_estimator(
+    store: Store,
+    info: ReferenceInfo,
+    settings: Settings,
+    embedder: Embedder,
+    rows: list[dict],
+    sample_vectors: np.ndarray,
+) -> SyntheticFractionEstimator:
     texts = store.reference_texts(info.id)
     vectors = store.reference_vectors(info.id)
     # A reference of millions of documents says no more about the signature than a uniform
@@ -93,12 +118,8 @@ def _estimator(
             )
         )
         texts, vectors = [texts[i] for i in keep], vectors[keep]
-    from detectors.synthetic.data import smollm2_continuations
     from detectors.synthetic.examples import texts_and_sources
 
-    rows, sample_vectors = embedded_examples(
-        smollm2_continuations(settings.synthetic_examples), embedder, settings
-    )
     # Rows that all name their source (the bundled ones do: BBC category or Wikipedia) let the
     # estimator leave out whole sources of another domain than the reference's.
     examples, sources = texts_and_sources(rows)
@@ -108,10 +129,40 @@ def _estimator(
         embed=lambda docs: embedder.embed(docs).vectors,
         random_state=settings.random_state,
     ).fit(texts, vectors, example_vectors=sample_vectors)
-    _fitted[key] = estimator
-    if len(_fitted) > _CACHE_SIZE:
-        _fitted.popitem(last=False)
     return estimator
+
+
+def _fit_path(key: tuple, rows: list[dict], embedder: Embedder, settings: Settings) -> Path:
+    """Where a fit is kept: keyed by the reference version, the examples, the embedding model
+    and the estimator's own source code, so a changed estimator never reads an old fit."""
+    import detectors.synthetic as package
+
+    code = b"".join(p.read_bytes() for p in sorted(Path(package.__path__[0]).glob("*.py")))
+    parts = [repr(key), embedder.model_name, hashlib.sha256(code).hexdigest()]
+    parts += [row["text"] for row in rows]
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    return settings.data_dir / "cache" / f"synthetic-fit-{digest}.pkl"
+
+
+def _load_fit(path: Path) -> SyntheticFractionEstimator | None:
+    """A kept fit, or None when there is none or it cannot be read (then it is fitted again).
+    Pickle is safe here: the file is one this service wrote into its own data directory."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as f:
+            fit = pickle.load(f)
+    except Exception:  # a truncated or incompatible file is a cache miss, not an error
+        return None
+    return fit if isinstance(fit, SyntheticFractionEstimator) else None
+
+
+def _save_fit(path: Path, estimator: SyntheticFractionEstimator) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(estimator, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)  # atomic: a crash leaves no half-written fit
 
 
 _scorers: dict[tuple[int, str, Path | None], CurvatureScorer] = {}
@@ -168,15 +219,20 @@ def score_reference(
     info: ReferenceInfo,
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    embedder: Embedder | None = None,
 ) -> None:
     """What the curvature stage needs of a reference and of the examples, computed now (at
     `reference build`) rather than on the first audit: a few hundred forward passes, ~40 s on
-    two cores. A no-op with the embedding method."""
+    two cores; with `embedder`, also the domain test's fit (kept in the data directory, so a
+    new process's first audit does not pay it). A no-op with the embedding method."""
     if settings.synthetic_method != "curvature":
         return
     scorer = curvature_scorer(settings)
     example_profiles(settings, scorer)
     reference_profiles(store, info, settings, scorer, progress)
+    if embedder is not None:
+        _estimator(store, info, settings, embedder)
 
 
 # Generated examples scored once per data directory: 150 pin the generated side's shape (its

@@ -30,6 +30,14 @@ class Balls:
         self.index = build_index(vectors, "exact")
         self.radii = np.minimum(knn_radii(self.index, vectors, k), max_radius)
 
+    def __getstate__(self) -> dict:
+        # A FAISS index does not pickle; an exact one is rebuilt from the vectors in milliseconds.
+        return {"vectors": self.vectors, "radii": self.radii}
+
+    def __setstate__(self, state: dict) -> None:
+        self.vectors, self.radii = state["vectors"], state["radii"]
+        self.index = build_index(self.vectors, "exact")
+
     def nearest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance to, and id of, each vector's nearest point."""
         dist, ids = knn(self.index, self.vectors, vectors, 1)

@@ -112,6 +112,11 @@ class SyntheticFractionEstimator:
         self.embed = embed
         self.random_state = random_state
 
+    def __getstate__(self) -> dict:
+        # `embed` is only used while fitting and is usually a closure over a live model: a
+        # fitted estimator pickles without it (the service keeps fits per reference on disk).
+        return {**self.__dict__, "embed": None}
+
     # ------------------------------------------------------------------ fit
     def fit(
         self,

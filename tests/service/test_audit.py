@@ -198,6 +198,38 @@ def test_the_examples_sources_reach_the_estimator(synthetic_env):
     assert {s.split("/")[0] for s in est.generic_sources} == {"bbc"}
 
 
+def test_a_fit_is_kept_on_disk_for_the_next_process(synthetic_env, monkeypatch):
+    """A new process (empty in-memory cache) reads the fit its data directory keeps instead of
+    fitting again, and estimates exactly as the fitted one; a damaged file is fitted anew."""
+    from collections import OrderedDict
+
+    from service import synthetic
+
+    settings, store, embedder, generated = synthetic_env
+    info = store.reference_info("bbc")
+    fitted = synthetic._estimator(store, info, settings, embedder)
+    (kept,) = (settings.data_dir / "cache").glob("synthetic-fit-*.pkl")
+    texts = generated[:60]
+    vectors = embedder.embed(texts).vectors
+    refit = synthetic._fit_estimator
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("fitted again although the data directory keeps the fit")
+
+    monkeypatch.setattr(synthetic, "_fitted", OrderedDict())
+    monkeypatch.setattr(synthetic, "_fit_estimator", no_refit)
+    loaded = synthetic._estimator(store, info, settings, embedder)
+    assert loaded is not fitted and loaded.embed is None
+    assert loaded.estimate(texts, vectors) == fitted.estimate(texts, vectors)
+
+    kept.write_bytes(b"not a pickle")
+    calls = []
+    monkeypatch.setattr(synthetic, "_fitted", OrderedDict())
+    monkeypatch.setattr(synthetic, "_fit_estimator", lambda *a: calls.append(1) or refit(*a))
+    again = synthetic._estimator(store, info, settings, embedder)
+    assert calls == [1] and again.estimate(texts, vectors) == fitted.estimate(texts, vectors)
+
+
 def test_unreadable_synthetic_examples_file_is_explained(tmp_path):
     from detectors.errors import InvalidInputError
     from detectors.synthetic.data import smollm2_continuations
