@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 from detectors.errors import InvalidInputError
 from detectors.index import as_matrix
@@ -159,11 +160,19 @@ def forecast(
 
         return draw
 
+    # One thread: the recursion's linear algebra is hundreds of 16x16 Cholesky solves and k-NN
+    # in 16 dimensions per generation, too small for BLAS or OpenMP threads, whose hand-offs
+    # dominated (a forecast plus top-up search took 4x as long on two busy cores, with
+    # identical numbers; benchmarks/audit_stages.py).
+    with threadpool_limits(limits=1):
+        trajectories = run(resample(cand_p, 7))
+        if human is None:
+            human = run(resample(proj.holdout, 11))
     return Forecast(
         plan=plan,
         method="embedding-gmm",
-        trajectories=run(resample(cand_p, 7)),
-        human=human if human is not None else run(resample(proj.holdout, 11)),
+        trajectories=trajectories,
+        human=human,
         elapsed_seconds=time.perf_counter() - start,
     )
 

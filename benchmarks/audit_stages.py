@@ -1,0 +1,152 @@
+"""Where an audit's time goes, stage by stage, through the product path (issue 16, item 1).
+
+    .venv/bin/python benchmarks/audit_stages.py [--out benchmarks/results/audit_stages.json]
+
+A reference of all 2,225 BBC articles is built with `build_reference` (as `reference build`
+does) in a fresh data directory; candidates of real BBC text go through `execute_audit` with the
+service's default settings and plan:
+
+- `passages`: 1,000 human passages from inside BBC articles, all five sections (in domain);
+- `narrow`: 1,000 such passages from two sections only (business, sport): lost topics, the case
+  the forecast and the top-up search exist for;
+- `small`: 100 passages, all sections (the issue's 100-document case).
+
+Each stage is timed by wrapping the function the audit calls (embedding, coverage, synthetic
+fraction, forecast, top-up search); "other" is the rest of `execute_audit` (sampling, storing).
+Warm: the process has audited once already (models loaded). Cold: a new process running
+`collapse-guard audit` on the same candidate (model loads and the kept fits included), wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import service.audit as audit_module
+from detectors.corpora import bbc_news
+from detectors.embedding import Embedder
+from service.audit import build_reference, execute_audit
+from service.settings import Settings
+from service.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_shift import DATA, jsonl, passages_of
+
+STAGES = ("coverage_report", "estimate_synthetic", "forecast", "min_top_up")
+NARROW = ("business", "sport")
+
+
+def candidates(rng: np.random.Generator) -> dict[str, list[str]]:
+    bbc = bbc_news()
+    by_id = {d.source: d.text for d in bbc}
+    rows = jsonl(DATA / "smollm2_passages.jsonl")
+    texts = passages_of(rows, by_id)
+    section = [r["twin_source"].split("/")[1] for r in rows]
+    narrow = [i for i, s in enumerate(section) if s.startswith(NARROW)]
+    pick = rng.permutation(len(texts))
+    return {
+        "passages": [texts[i] for i in pick[:1000]],
+        "narrow": [texts[i] for i in rng.choice(narrow, 1000, replace=False)],
+        "small": [texts[i] for i in pick[1000:1100]],
+    }
+
+
+def timed(name: str, fn: Callable, log: dict[str, float]) -> Callable:
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            log[name] = log.get(name, 0.0) + time.perf_counter() - t0
+
+    return wrapper
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/audit_stages.json"))
+    args = ap.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="cg-stages-"))
+    settings = Settings(data_dir=data_dir)
+    store = Store(settings)
+    embedder = Embedder(precision=settings.embedding_precision)
+    log: dict[str, float] = {}
+    for name in STAGES:
+        setattr(audit_module, name, timed(name, getattr(audit_module, name), log))
+    embedder.embed = timed("embedding", embedder.embed, log)  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    build_reference(
+        store, "bbc", [d.text for d in bbc_news()], embedder=embedder, settings=settings
+    )
+    build_s = time.perf_counter() - t0
+    print(f"reference build: {build_s:.0f} s", flush=True)
+    cands = candidates(np.random.default_rng(0))
+    # Warm-up: the first audit of a process loads the models.
+    execute_audit(store, "bbc", cands["small"][:40], embedder=embedder, settings=settings)
+    rows = []
+    for name, texts in cands.items():
+        log.clear()
+        t0 = time.perf_counter()
+        result = execute_audit(store, "bbc", texts, embedder=embedder, settings=settings).result
+        total = time.perf_counter() - t0
+        path = data_dir / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        env = {**os.environ, "COLLAPSE_GUARD_DATA_DIR": str(data_dir)}
+        t0 = time.perf_counter()
+        cli = subprocess.run(
+            [
+                Path(sys.executable).parent / "collapse-guard",
+                *("audit", str(path), "--reference", "bbc", "--quiet"),
+                *("--json", str(data_dir / f"{name}.json")),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        cold = time.perf_counter() - t0
+        if cli.returncode not in (0, 10, 20, 30):
+            raise SystemExit(f"cold audit failed ({cli.returncode}): {cli.stderr[-2000:]}")
+        cold_decision = json.loads((data_dir / f"{name}.json").read_text())["verdict"]["decision"]
+        stages = {k: log.get(k, 0.0) for k in ("embedding", *STAGES)}
+        row = {
+            "candidate": name,
+            "documents": len(texts),
+            "decision": result.verdict.decision,
+            "cold_decision": cold_decision,
+            **{f"{k}_s": v for k, v in stages.items()},
+            "other_s": total - sum(stages.values()),
+            "total_s": total,
+            "outside_embedding_share": 1 - stages["embedding"] / total,
+            "cold_total_s": cold,
+            "cold_over_warm": cold / total,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"reference_build_s": build_s, "rows": rows}, indent=1))
+    print(
+        "| candidate | docs | verdict | embedding | coverage | synthetic | forecast | top-up "
+        "search | other | total | outside embedding | cold (new process) | cold / warm |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['candidate']} | {r['documents']} | {r['decision']} | {r['embedding_s']:.1f} s "
+            f"| {r['coverage_report_s']:.1f} s | {r['estimate_synthetic_s']:.1f} s "
+            f"| {r['forecast_s']:.1f} s | {r['min_top_up_s']:.1f} s | {r['other_s']:.1f} s "
+            f"| {r['total_s']:.1f} s | {r['outside_embedding_share']:.0%} "
+            f"| {r['cold_total_s']:.1f} s | {r['cold_over_warm']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
