@@ -5,9 +5,10 @@
 All engines embed the same real BBC News articles (truncated to the model's 256-token window).
 The local engine is `Embedder.embed` in this process (torch on every core). The Ray engine is
 `RayEmbedder.embed` on a local Ray started here with `--cpus` CPUs (or the cluster at
-RAY_ADDRESS): each call starts its actors and loads the model in each, and that start-up is part
-of its time, as it is in an audit. Its fixed cost is shown on its own by a run on 8 documents.
-Every Ray result is compared with the local vectors (max abs difference, min cosine).
+RAY_ADDRESS). Its actors start, and load the model, on the first call and then live as long as
+the process (an audit embeds two or three times): the cost of a call of 8 documents is shown for
+the first call (start-up included) and for the next one, and the throughput is that of a later
+call. Every Ray result is compared with the local vectors (max abs difference, min cosine).
 """
 
 from __future__ import annotations
@@ -51,10 +52,14 @@ def main() -> None:
         engine = RayEmbedder(actors=actors, cpus_per_actor=threads)
         t0 = time.perf_counter()
         engine.embed(texts[:8])
-        t_fixed = time.perf_counter() - t0
+        t_first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        engine.embed(texts[8:16])
+        t_next = time.perf_counter() - t0
         t0 = time.perf_counter()
         got = engine.embed(texts)
         seconds = time.perf_counter() - t0
+        engine.close()  # free its CPUs for the next configuration
         assert got.n_long == want.n_long, (got.n_long, want.n_long)
         diff = float(np.abs(got.vectors - want.vectors).max())
         a, b = got.vectors.astype(np.float64), want.vectors.astype(np.float64)
@@ -62,7 +67,8 @@ def main() -> None:
             ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min()
         )
         label = f"{actors} actor{'s' if actors > 1 else ''} x {threads} thread{'s' * (threads > 1)}"
-        rows.append((f"ray (start-up {t_fixed:.1f} s)", label, seconds, diff, cosine))
+        name = f"ray (8-doc call: first {t_first:.1f} s, next {t_next:.2f} s)"
+        rows.append((name, label, seconds, diff, cosine))
 
     print(
         f"\n{len(texts)} BBC articles, {want.n_long} longer than 256 tokens; "

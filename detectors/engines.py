@@ -1,12 +1,15 @@
 """Embedding and neighbour search in this process (`local`) or on a Ray cluster (`ray`).
 
-Embedding a pre-training-scale corpus is embarrassingly parallel. `RayEmbedder` runs Ray Data's
-`map_batches` with the embedder as a stateful actor: each actor loads the model once and embeds
-its batches with the same `Embedder` code as the local engine. Rows carry their position, so the
-output is reassembled in input order whatever order the actors finish in, and each batch reports
-its long-document and window counts, which the driver sums. The vectors equal the local engine's
-up to float rounding (sentence-transformers pads each batch to its longest document, and batches
-differ from the local blocks).
+Embedding a pre-training-scale corpus is embarrassingly parallel. `RayEmbedder` keeps a pool of
+Ray actors, each holding one loaded model, for the life of the process (one pool per Ray session
+and configuration, shared by every `RayEmbedder` made with it): an audit embeds two or three
+times, and Ray Data's `map_batches` started its actors, and loaded the model in each, on every
+call (8-10 s). Batches go to whichever actor is free (`ray.util.ActorPool`) with the same
+`Embedder` code as the local engine; each carries its start row, so the output is reassembled in
+input order whatever order the actors finish in, and each reports its long-document and window
+counts, which the driver sums. The vectors equal the local engine's up to float rounding
+(sentence-transformers pads each batch to its longest document, and batches differ from the
+local blocks).
 
 `ray_neighbours` is the scoring side: the reference's FAISS index is serialised once
 (`faiss.serialize_index`), put in Ray's object store with its vectors, and a few search actors
@@ -91,15 +94,21 @@ class _EmbedActor:
 
         torch.set_num_threads(threads)  # an actor owns its CPUs: no oversubscription
         self.embedder = Embedder(model=model, **embedder)
+        self.embedded = 0  # documents this actor has embedded (what the pool's reuse shows)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        texts = [str(t) for t in batch["text"]]
+    def embed(self, start: int, texts: list[str]) -> tuple[int, np.ndarray, int, int]:
         result = self.embedder.embed(texts)
-        # Per-batch counts in the batch's first row (zeros elsewhere): the driver sums columns.
-        n_long = np.zeros(len(texts), dtype=np.int64)
-        n_windows = np.zeros(len(texts), dtype=np.int64)
-        n_long[0], n_windows[0] = result.n_long, result.n_windows
-        return {"i": batch["i"], "vector": result.vectors, "n_long": n_long, "n_win": n_windows}
+        self.embedded += len(texts)
+        return start, result.vectors, result.n_long, result.n_windows
+
+    def count(self) -> int:
+        return self.embedded
+
+
+# The live actor pool by (Ray session, configuration): alive until the process ends, Ray shuts
+# down, or an engine of another configuration needs the CPUs (one pool at a time: each actor
+# holds its CPUs, and a second pool on a full cluster would wait for them forever).
+_POOLS: dict[tuple, list[Any]] = {}
 
 
 class RayEmbedder:
@@ -142,36 +151,56 @@ class RayEmbedder:
             "precision": precision,
         }
 
+    def pool(self) -> list[Any]:
+        """This configuration's actors in the current Ray session, started on first use."""
+        key = self._pool_key()
+        if key not in _POOLS:
+            for other in list(_POOLS):
+                actors = _POOLS.pop(other)
+                if other[0] == key[0]:  # same session: free the CPUs (an ended one freed them)
+                    for handle in actors:
+                        self.ray.kill(handle)
+            actor = self.ray.remote(num_cpus=self.cpus_per_actor)(_EmbedActor)
+            _POOLS[key] = [
+                actor.remote(self.model, self.cpus_per_actor, **self._embedder_options)
+                for _ in range(self.actors)
+            ]
+        return _POOLS[key]
+
+    def close(self) -> None:
+        """Stop this configuration's actors and free their CPUs (the next call starts new ones)."""
+        for actor in _POOLS.pop(self._pool_key(), []):
+            self.ray.kill(actor)
+
+    def _pool_key(self) -> tuple:
+        return (
+            self.ray.get_runtime_context().get_job_id(),
+            self.model,
+            self.actors,
+            self.cpus_per_actor,
+            tuple(sorted(self._embedder_options.items())),
+        )
+
     def embed(
         self, texts: Sequence[str], *, progress: ProgressCallback | None = None
     ) -> EmbeddingResult:
+        from ray.util import ActorPool
+
         docs = validate_texts(texts)
-        n_batches = -(-len(docs) // self.batch)  # no idle actor loads the model for nothing
-        ds = self.ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(docs)])
-        mapped = ds.map_batches(
-            _EmbedActor,
-            fn_constructor_kwargs={
-                "model": self.model,
-                "threads": self.cpus_per_actor,
-                **self._embedder_options,
-            },
-            batch_size=self.batch,
-            batch_format="numpy",
-            compute=self.ray.data.ActorPoolStrategy(size=min(self.actors, n_batches)),
-            num_cpus=self.cpus_per_actor,
-        )
+        starts = range(0, len(docs), self.batch)
         vectors: np.ndarray | None = None
         seen = np.zeros(len(docs), dtype=bool)
         n_long = n_windows = 0
-        for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-            rows = np.asarray(out["i"], dtype=np.int64)
-            block = np.asarray(np.stack(list(out["vector"])), dtype=np.float32)
+        batches = ActorPool(self.pool()).map_unordered(
+            lambda actor, s: actor.embed.remote(s, docs[s : s + self.batch]), list(starts)
+        )
+        for start, block, long_count, window_count in batches:
             if vectors is None:
                 vectors = np.empty((len(docs), block.shape[1]), dtype=np.float32)
-            vectors[rows] = block
-            seen[rows] = True
-            n_long += int(out["n_long"].sum())
-            n_windows += int(out["n_win"].sum())
+            vectors[start : start + len(block)] = block
+            seen[start : start + len(block)] = True
+            n_long += long_count
+            n_windows += window_count
             if progress is not None:
                 progress(int(seen.sum()), len(docs))
         if vectors is None or not seen.all():

@@ -70,6 +70,13 @@ def test_ray_embedding_equals_local(ray_local, embedder, texts):
     assert len(calls) >= 2 and calls[-1] == (N_DOCS, N_DOCS)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     assert {t for _, t in calls} == {N_DOCS}
+    # The actors live on: another engine of the same configuration, and another call, use the
+    # same ones (their model stays loaded), and between them they have embedded every call.
+    again = get_engine("ray", actors=2, batch=16)
+    assert again.pool() is engine.pool() and len(engine.pool()) == 2
+    assert_same_vectors(again.embed(texts).vectors, want.vectors)
+    counts = ray_local.get([actor.count.remote() for actor in engine.pool()])
+    assert sum(counts) == 2 * N_DOCS
 
 
 def test_ray_chunked_long_documents_equal_local(ray_local, texts):
