@@ -111,6 +111,16 @@ class _EmbedActor:
 _POOLS: dict[tuple, list[Any]] = {}
 
 
+def release_pools(ray: ModuleType, cpus: float) -> None:
+    """Stop the embedding actors if the cluster has fewer than `cpus` CPUs free: other Ray work
+    (the search actors) would otherwise wait forever for the CPUs an idle pool holds."""
+    if ray.available_resources().get("CPU", 0.0) >= cpus:
+        return
+    for key in list(_POOLS):
+        for handle in _POOLS.pop(key):
+            ray.kill(handle)
+
+
 class RayEmbedder:
     """`Embedder`'s interface (`embed`, `model_name`) with the work done by Ray actors.
 
@@ -290,6 +300,7 @@ def ray_neighbours(
     # Broadcast once: every actor gets the same object-store copy, not one per task.
     index_ref = ray.put(faiss.serialize_index(index))
     data_ref = ray.put(np.ascontiguousarray(data))
+    release_pools(ray, n_actors * cpus_per_actor)
     searcher = ray.remote(num_cpus=cpus_per_actor)(_Searcher)
     pool = [searcher.remote(index_ref, data_ref, cpus_per_actor) for _ in range(n_actors)]
     try:
