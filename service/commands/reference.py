@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
         format: FormatOption = "auto",
         text_unit: TextUnitOption = "file",
         split: SplitOption = None,
+        engine: Annotated[
+            str, typer.Option("--engine", help="Embedding engine: local or ray.")
+        ] = "local",
         url: UrlOption = None,
         api_key: ApiKeyOption = None,
         quiet: QuietOption = False,
@@ -51,7 +54,10 @@ def register(app: typer.Typer) -> None:
             reader = open_corpus(
                 files, text_field=text_field, format=format, text_unit=text_unit, split=split
             )
-            with open_backend(url, api_key) as backend, progress_group(console, quiet=quiet) as add:
+            with (
+                open_backend(url, api_key, engine=engine) as backend,
+                progress_group(console, quiet=quiet) as add,
+            ):
                 reader.progress = add("reading (bytes)")
                 texts = list(reader)
                 info = backend.build_reference(

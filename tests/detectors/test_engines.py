@@ -165,7 +165,8 @@ def test_audit_with_the_ray_engine_equals_local(ray_local, bbc_docs, tmp_path, m
     plan = parse_plan("generations=2,samples=200,seeds=2")
     results = {}
     for engine in ("local", "ray"):
-        # Each engine fits its own synthetic-fraction estimator (it embeds through the engine).
+        # Each engine builds its own reference (`reference build --engine`) and so fits its own
+        # synthetic-fraction estimator, embedding through the engine.
         monkeypatch.setattr(synthetic, "_fitted", OrderedDict())
         backend = LocalBackend(engine=engine)
         calls: list[tuple[int, int]] = []
@@ -174,10 +175,9 @@ def test_audit_with_the_ray_engine_equals_local(ray_local, bbc_docs, tmp_path, m
             calls.append((done, total))
 
         try:
-            if engine == "local":
-                backend.build_reference("bbc", reference, progress=lambda done, total: None)
+            backend.build_reference(engine, reference, progress=lambda done, total: None)
             outcome = backend.audit(
-                "bbc",
+                engine,
                 candidate,
                 policy=None,
                 plan=plan,
@@ -190,7 +190,7 @@ def test_audit_with_the_ray_engine_equals_local(ray_local, bbc_docs, tmp_path, m
         assert calls[-1] == (100, 100)
         results[engine] = outcome.result.model_dump(mode="json")
     for result in results.values():
-        for volatile in ("id", "created"):
+        for volatile in ("id", "created", "reference"):
             result.pop(volatile)
         result["forecast"].pop("elapsed_seconds")
     local, ray = results["local"], results["ray"]

@@ -181,6 +181,8 @@ def test_bad_options_are_one_line(tmp_path, bbc_jsonl):
     bad.write_text("max_synthetic_fraction = [unclosed\n")
     assert_user_error(run("audit", *args, "--policy", str(bad)), "bad.toml: not valid TOML")
     assert_user_error(run("audit", *args, "--engine", "spark"), "unknown engine 'spark'")
+    build = ["reference", "build", "x", str(bbc_jsonl), "--text-field", "body", "--quiet"]
+    assert_user_error(run(*build, "--engine", "spark"), "unknown engine 'spark'")
     assert_user_error(
         run("audit", *args, "--json", str(tmp_path / "no" / "out.json")), "does not exist"
     )
