@@ -19,6 +19,7 @@ profiles are computed once per reference and kept in the data directory's cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 from collections import OrderedDict
@@ -135,13 +136,19 @@ def _fit_estimator(
 def _fit_path(key: tuple, rows: list[dict], embedder: Embedder, settings: Settings) -> Path:
     """Where a fit is kept: keyed by the reference version, the examples, the embedding model
     and the estimator's own source code, so a changed estimator never reads an old fit."""
-    import detectors.synthetic as package
-
-    code = b"".join(p.read_bytes() for p in sorted(Path(package.__path__[0]).glob("*.py")))
-    parts = [repr(key), embedder.model_name, hashlib.sha256(code).hexdigest()]
+    parts = [repr(key), embedder.model_name, _estimator_code_digest()]
     parts += [row["text"] for row in rows]
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
     return settings.data_dir / "cache" / f"synthetic-fit-{digest}.pkl"
+
+
+@functools.cache
+def _estimator_code_digest() -> str:
+    """A digest of the estimator package's source, read once per process."""
+    import detectors.synthetic as package
+
+    code = b"".join(p.read_bytes() for p in sorted(Path(package.__path__[0]).glob("*.py")))
+    return hashlib.sha256(code).hexdigest()
 
 
 def _load_fit(path: Path) -> SyntheticFractionEstimator | None:

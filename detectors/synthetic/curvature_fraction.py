@@ -77,6 +77,12 @@ class _Density:
         return np.log(np.interp(u, self.u, self.f, left=1e-300, right=1e-300)) - np.log(scale)
 
 
+def _moved(scores: np.ndarray, shift: float, scale: float) -> np.ndarray:
+    """Scores stretched about their median and shifted: the move `_Density.log_pdf` undoes."""
+    median = float(np.median(scores))
+    return (scores - median) * scale + median + shift
+
+
 class CurvatureFractionEstimator:
     """Share of a candidate that is generated, from per-document curvature scores.
 
@@ -230,8 +236,7 @@ class CurvatureFractionEstimator:
         sampling error (each tail one-sided at half the interval's miss rate): about 0 when
         the mixture explains x. And the share in those tails at all."""
         hs, hc, gs, gc = nuisance
-        h = (human - np.median(human)) * hc + np.median(human) + hs
-        g = (generated - np.median(generated)) * gc + np.median(generated) + gs
+        h, g = _moved(human, hs, hc), _moved(generated, gs, gc)
         low_cut, high_cut = np.quantile(h, tail), np.quantile(g, 1 - tail)
         z = float(norm.ppf(1 - (1 - self.level) / 2))
         excess, in_tails = 0.0, 0.0
