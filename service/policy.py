@@ -192,13 +192,19 @@ def early_verdict(
         )
     width = synthetic.high - synthetic.low
     if width > policy.max_synthetic_interval_width:
+        odd = (
+            f" ({unexplained:.0%} of the candidate scores where neither human text nor the "
+            "generated examples do, and how much more of that kind reads as human is unknown)"
+            if unexplained > 0
+            else ""
+        )
         return _verdict(
             "inconclusive",
             code="synthetic-not-identifiable",
             message=f"the synthetic fraction is not identifiable from this sample: its "
             f"{synthetic.level:.0%} interval {synthetic.low:.2f}-{synthetic.high:.2f} is "
-            f"{width:.2f} wide, wider than the limit {policy.max_synthetic_interval_width:.2f}; "
-            "audit more documents, or give labelled examples of the generator you fear "
+            f"{width:.2f} wide, wider than the limit {policy.max_synthetic_interval_width:.2f}"
+            f"{odd}; audit more documents, or give labelled examples of the generator you fear "
             "(COLLAPSE_GUARD_SYNTHETIC_EXAMPLES)",
             value=width,
             limit=policy.max_synthetic_interval_width,

@@ -324,6 +324,12 @@ def estimate_synthetic(
                     f"{unexplained:.0%} of the scored documents score beyond what human text "
                     "and the generated examples explain (garbled or high-temperature text, "
                     "tables, code, another language): the interval counts them both ways"
+                    + (
+                        "; a share this large is a kind of text neither side describes, and how "
+                        "much of it reads as human the data cannot say, so the interval reaches 1"
+                        if estimate.high >= 1.0
+                        else ""
+                    )
                 )
             embedding_estimate: Estimate | None = report.synthetic
         else:

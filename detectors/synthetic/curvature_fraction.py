@@ -101,6 +101,11 @@ class CurvatureFractionEstimator:
         plus human text from a wide one alone, so the interval is the union of the intervals
         with the generated side held at each of these spreads: it admits what the data cannot
         decide instead of picking one reading confidently.
+    material_unexplained : an excess of unexplained scores (`CurvatureFit.unexplained`, already
+        less its sampling error) at least this large is a component neither side describes; its
+        part inside the human range is not identifiable, so the interval's upper end becomes 1.
+        Below it the tail documents alone count both ways (Manski bounds): a few percent of
+        odd documents (tables, boilerplate) should not blank every audit of real web text.
     bootstrap : resamples of reference and examples for the component part of the interval.
     length_draws : scores per reference or example document, each at a length drawn from the
         candidate's.
@@ -117,6 +122,7 @@ class CurvatureFractionEstimator:
         generated_scales: tuple[float, float] = (0.9, 1.1),
         labelled_shifts: tuple[float, float] = (-0.2, 0.2),
         spread_ratios: tuple[float, ...] = (0.6,),
+        material_unexplained: float = 0.05,
         steps: tuple[int, int, int, int] = (8, 3, 7, 3),
         bootstrap: int = 8,
         length_draws: int = 3,
@@ -129,6 +135,7 @@ class CurvatureFractionEstimator:
         self.generated_scales = generated_scales
         self.labelled_shifts = labelled_shifts
         self.spread_ratios = spread_ratios
+        self.material_unexplained = material_unexplained
         self.steps = steps
         self.bootstrap = bootstrap
         self.length_draws = length_draws
@@ -202,6 +209,11 @@ class CurvatureFractionEstimator:
             # The mixture fails in its tails, so nothing there is known to be either side:
             # every tail document counts both ways, not only the excess.
             low, high = (1 - in_tails) * low, (1 - in_tails) * high + in_tails
+        if unexplained >= self.material_unexplained:
+            # A third component of material size whose shape is unknown: how much of it lies
+            # inside the human range, where it reads as human, the data cannot bound (SmolLM2
+            # at temperature 1.2: a quarter of it; 0.8 generated read [0.00, 0.62] without this).
+            high = 1.0
         return CurvatureFit(
             estimate=Estimate(
                 point=point,

@@ -145,6 +145,19 @@ def test_unexplained_scores_make_the_candidate_inconclusive_before_any_share_is_
     )
 
 
+def test_a_material_unexplained_share_below_the_limit_says_why_the_interval_is_wide():
+    # 10% unexplained (below the 20% limit), and the estimator has opened the interval to 1:
+    # the width rule decides, and its message names the unexplained share as the cause.
+    opened = Estimate(point=0.05, low=0.0, high=1.0, level=0.9, method="curvature-mixture")
+    v = early_verdict(POLICY, synthetic=opened, out_of_domain=None, unexplained=0.1)
+    assert v is not None and v.decision == "inconclusive"
+    (reason,) = v.reasons
+    assert reason.code == "synthetic-not-identifiable"
+    assert "10% of the candidate scores where neither" in reason.message
+    plain = early_verdict(POLICY, synthetic=opened, out_of_domain=None)
+    assert plain is not None and "neither" not in plain.reasons[0].message
+
+
 def test_c_out_of_domain_candidate_is_inconclusive():
     # 0.10 / (1 - 0.62) = 26% generated in domain: not rejected, but 62% out of domain.
     v = early_verdict(POLICY, synthetic=est(0.1, 0.05, 0.2), out_of_domain=est(0.62, 0.55, 0.70))
