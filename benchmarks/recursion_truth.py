@@ -1,0 +1,222 @@
+"""Ground truth for the forecast: real recursive training of a language model on real text.
+
+    .venv/bin/python benchmarks/recursion_truth.py [--blocks 400] [--generations 5] [--seeds 2]
+                                                   [--out benchmarks/results/recursion_truth.json]
+
+Issue 16 item 2. For each candidate corpus built from real text (human BBC News and Wikipedia;
+the same with SmolLM2-135M text mixed in; the same with its tails thinned as a collapsing
+generator thins them; text of a collapsing n-gram model itself), a Kneser-Ney trigram model is
+trained on the candidate, samples the next generation's training data, and so on for
+`--generations` generations (the paper's set-up, `simulations.lm`: every generation continues the
+first 8 tokens of the candidate's own 64-token blocks). Under keep-real 10%, a tenth of each
+generation's training blocks are fresh human BBC blocks (as the forecast's keep-real draws fresh
+human data). Every generation's output is embedded with the product's embedder and measured
+against the reference exactly as an audit measures a candidate (`coverage_report`): tail
+coverage relative to the reference's held-out human sample.
+
+Beside it, the product's forecast (`simulations.forecast.forecast`, the plan's generations,
+policy and the audit's default seeds) from generation 0's vectors alone. Both are read the way
+the verdict reads them, relative to human data under the same plan: the candidate chain's final
+tail coverage over that of a chain started from fresh human BBC blocks.
+
+All text -- reference, candidates, fresh human data and every generation -- goes through the
+language model's tokenizer and back (lower-cased words and punctuation, one shared vocabulary,
+64-token blocks), so the embeddings compare like with like: only what the recursion changes
+differs between generations, not the casing or length of the text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from detectors.corpora import bbc_news, wikipedia_paragraphs
+from detectors.coverage import coverage_report
+from detectors.embedding import Embedder
+from detectors.reference import ReferenceCorpus
+from detectors.synthetic.data import smollm2_continuations
+from service.settings import Settings
+from simulations.forecast import Plan, forecast
+from simulations.ground_truth import blocks_of, recursive_outputs
+from simulations.text import Vocabulary, tokenize
+
+N_REFERENCE = 3000  # reference blocks (the audit's reference: 20% of them held out)
+POLICIES = (("replace", 0.0), ("keep-real", 0.1))
+
+
+def candidates(
+    vocab: Vocabulary,
+    bbc_pool: list[str],
+    bbc_sections: list[tuple[str, str]],
+    wiki: list[str],
+    generated: dict[str, list[str]],
+    reference: ReferenceCorpus,
+    embed,
+    n: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Candidate corpora of `n` blocks each, named by what they hold."""
+
+    def take(blocks: np.ndarray, k: int) -> np.ndarray:
+        return blocks[rng.choice(len(blocks), k, replace=False)]
+
+    human = blocks_of(vocab, bbc_pool)
+    wiki_b = blocks_of(vocab, wiki, per_doc=1)
+    gen_bbc = blocks_of(vocab, generated["bbc"], per_doc=1)
+    gen_wiki = blocks_of(vocab, generated["wikipedia"], per_doc=1)
+    out = {
+        "bbc human": take(human, n),
+        "wikipedia human": take(wiki_b, n),
+    }
+    for a in (0.3, 0.7, 1.0):
+        k = round(a * n)
+        out[f"bbc + {a:.0%} SmolLM2"] = np.vstack([take(gen_bbc, k), take(human, n - k)])
+    k = round(0.5 * n)
+    out["wikipedia + 50% SmolLM2"] = np.vstack([take(gen_wiki, k), take(wiki_b, n - k)])
+    # Tails thinned: of a pool three (or 1.5) times the size, the blocks nearest the reference's
+    # dense core (smallest k-th neighbour distance), as a collapsing generator keeps them.
+    pool = take(human, min(len(human), 3 * n))
+    radius = reference.neighbours(embed(pool))[0][:, -1]
+    out["bbc, tails thinned (core third)"] = pool[np.argsort(radius)[:n]]
+    out["bbc, tails thinned (drop farthest third)"] = pool[np.argsort(radius)[: 2 * n]][
+        rng.choice(2 * n, n, replace=False)
+    ]
+    two = [t for t, section in bbc_sections if section in ("business", "sport")]
+    out["bbc, two sections only"] = take(blocks_of(vocab, two), n)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--blocks", type=int, default=400, help="blocks per candidate")
+    parser.add_argument("--generations", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=2, help="recursions per candidate")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/recursion_truth.json"))
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    settings = Settings()
+    rng = np.random.default_rng(0)
+
+    docs = bbc_news()
+    order = rng.permutation(len(docs))
+    ref_docs = [docs[i].text for i in order[:900]]
+    pool_docs = [docs[i] for i in order[900:]]
+    fresh_docs = [d.text for d in pool_docs[: len(pool_docs) // 3]]
+    cand_docs = [d.text for d in pool_docs[len(pool_docs) // 3 :]]
+    sections = [(d.text, d.source.split("/")[1]) for d in pool_docs[len(pool_docs) // 3 :]]
+    wiki = [d.text for d in wikipedia_paragraphs()]
+    rows = smollm2_continuations()
+    generated = {
+        "bbc": [r["text"] for r in rows if r["stratum"].startswith("bbc")],
+        "wikipedia": [r["text"] for r in rows if r["stratum"] == "wikipedia"],
+    }
+    # One vocabulary for everything, from human text of both sources (the recursion's models
+    # share it, as the paper's models share OPT's tokenizer).
+    vocab = Vocabulary.build([tokenize(t) for t in ref_docs + cand_docs + wiki[:1500]], min_count=2)
+    embedder = Embedder()
+
+    def embed(blocks: np.ndarray) -> np.ndarray:
+        return embedder.embed([vocab.decode(b) for b in blocks]).vectors
+
+    ref_blocks = blocks_of(vocab, ref_docs, per_doc=6)
+    ref_blocks = ref_blocks[rng.choice(len(ref_blocks), N_REFERENCE, replace=False)]
+    reference = ReferenceCorpus(
+        holdout_fraction=settings.holdout_fraction,
+        tail_quantile=settings.tail_quantile,
+        model=embedder.model_name,
+        random_state=settings.random_state,
+    ).fit(embed(ref_blocks))
+    fresh_pool = blocks_of(vocab, fresh_docs)
+    cands = candidates(
+        vocab, cand_docs, sections, wiki[1500:], generated, reference, embed, args.blocks, rng
+    )
+    human_start = fresh_pool[rng.choice(len(fresh_pool), args.blocks, replace=False)]
+    print(
+        f"vocabulary {len(vocab)}; reference {N_REFERENCE} blocks of 900 BBC articles; "
+        f"{len(cands)} candidates of {args.blocks} blocks; fresh human pool {len(fresh_pool)} "
+        f"blocks; KN trigram, {args.generations} generations, {args.seeds} seeds",
+        flush=True,
+    )
+
+    def tail(blocks: np.ndarray) -> float:
+        return coverage_report(reference, embed(blocks), random_state=0).tail_coverage.ratio
+
+    results = []
+    for policy, beta in POLICIES:
+        plan = Plan(generations=args.generations, samples=args.blocks, policy=policy, beta=beta)
+        human_final = [
+            tail(
+                recursive_outputs(
+                    human_start,
+                    vocab_size=len(vocab),
+                    generations=args.generations,
+                    policy=policy,
+                    beta=beta,
+                    fresh=fresh_pool,
+                    random_state=s,
+                )[-1]
+            )
+            for s in range(args.seeds)
+        ]
+        for name, start in cands.items():
+            vectors0 = embed(start)
+            fc = forecast(reference, vectors0, plan, random_state=settings.random_state)
+            finals, curves = [], []
+            for s in range(args.seeds):
+                outs = recursive_outputs(
+                    start,
+                    vocab_size=len(vocab),
+                    generations=args.generations,
+                    policy=policy,
+                    beta=beta,
+                    fresh=fresh_pool,
+                    random_state=s,
+                )
+                curve = [tail(b) for b in outs]
+                curves.append(curve)
+                finals.append(curve[-1] / human_final[s])
+            row = {
+                "candidate": name,
+                "policy": policy,
+                "beta": beta,
+                "start_tail_coverage": curves[0][0],
+                "actual_curve": np.mean(curves, axis=0).tolist(),
+                "actual_relative_final": float(np.mean(finals)),
+                "actual_relative_final_sd": float(np.std(finals, ddof=1))
+                if len(finals) > 1
+                else None,
+                "forecast_relative_final": fc.relative_final(),
+                "forecast_curve": [b.mean for b in fc.trajectories["tail_coverage"].bands],
+                "human_final": float(np.mean(human_final)),
+            }
+            results.append(row)
+            print(
+                f"| {name} | {policy}{f' {beta:.0%}' if beta else ''} | "
+                f"{row['start_tail_coverage']:.2f} | {row['actual_relative_final']:.2f} | "
+                f"{row['forecast_relative_final']:.2f} |",
+                flush=True,
+            )
+    summary = {}
+    for policy, _ in POLICIES:
+        part = [r for r in results if r["policy"] == policy]
+        actual = np.array([r["actual_relative_final"] for r in part])
+        fc_ = np.array([r["forecast_relative_final"] for r in part])
+        rho = float(spearmanr(actual, fc_).statistic)
+        summary[policy] = {"spearman": rho, "mae": float(np.mean(np.abs(actual - fc_)))}
+        print(f"{policy}: Spearman {rho:.2f}, MAE {summary[policy]['mae']:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {"rows": results, "summary": summary, "wall_s": time.perf_counter() - t0}, indent=1
+        )
+    )
+    print(f"{time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
