@@ -29,8 +29,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/collapse-guard demo
 
+# One pytest-xdist worker per core, at most 4 (each loads the models; 2 on the 2-core reference
+# host); a test file stays on one worker, so its module fixtures (a built reference, a scored
+# corpus) are made once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check detectors simulations service tests benchmarks

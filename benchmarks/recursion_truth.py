@@ -1,7 +1,7 @@
 """Ground truth for the forecast: real recursive training of a language model on real text.
 
     .venv/bin/python benchmarks/recursion_truth.py [--blocks 400] [--generations 5] [--seeds 2]
-                                                   [--out benchmarks/results/recursion_truth.json]
+                                                   [--top-up] [--out FILE]
 
 Issue 16 item 2. For each candidate corpus built from real text (human BBC News and Wikipedia;
 the same with SmolLM2-135M text mixed in; the same with its tails thinned as a collapsing
@@ -18,6 +18,10 @@ Beside it, the product's forecast (`simulations.forecast.forecast`, the plan's g
 policy and the audit's default seeds) from generation 0's vectors alone. Both are read the way
 the verdict reads them, relative to human data under the same plan: the candidate chain's final
 tail coverage over that of a chain started from fresh human BBC blocks.
+
+With `--top-up` (issue 16 item 3): for every candidate whose replace-policy forecast falls below
+the policy's relative tail-coverage target, the top-up search's fresh fraction beta is tried by
+real retraining (keep-real beta): does the actual final tail coverage reach the target?
 
 All text -- reference, candidates, fresh human data and every generation -- goes through the
 language model's tokenizer and back (lower-cased words and punctuation, one shared vocabulary,
@@ -40,8 +44,9 @@ from detectors.coverage import coverage_report
 from detectors.embedding import Embedder
 from detectors.reference import ReferenceCorpus
 from detectors.synthetic.data import smollm2_continuations
+from service.policy import Policy
 from service.settings import Settings
-from simulations.forecast import Plan, forecast
+from simulations.forecast import Plan, forecast, min_top_up
 from simulations.ground_truth import blocks_of, recursive_outputs
 from simulations.text import Vocabulary, tokenize
 
@@ -91,13 +96,74 @@ def candidates(
     return out
 
 
+def top_up(args, reference, cands, human_start, chain, tail, embed, settings, t0) -> None:
+    """Issue 16 item 3: the search's recommended fresh fraction, tried by real retraining."""
+    policy = Policy()
+    target = policy.min_relative_tail_coverage
+    plan = Plan(generations=args.generations, samples=args.blocks)
+    human_final = [tail(chain(human_start, "replace", 0.0, s)[-1]) for s in range(args.seeds)]
+    rows = []
+    for name, start in cands.items():
+        vectors0 = embed(start)
+        base = forecast(reference, vectors0, plan, random_state=settings.random_state)
+        if base.relative_final() >= target:
+            continue
+        found = min_top_up(
+            reference,
+            vectors0,
+            plan,
+            target=target,
+            max_beta=policy.max_top_up_fraction,
+            random_state=settings.random_state,
+            base=base,
+        )
+        finals = [
+            tail(chain(start, "keep-real", found.beta, s)[-1]) / human_final[s]
+            for s in range(args.seeds)
+        ]
+        replaced = [
+            tail(chain(start, "replace", 0.0, s)[-1]) / human_final[s] for s in range(args.seeds)
+        ]
+        row = {
+            "candidate": name,
+            "forecast_relative_final": base.relative_final(),
+            "beta": found.beta,
+            "feasible": found.feasible,
+            "forecast_relative_with_top_up": found.achieved_relative,
+            "actual_relative_without": float(np.mean(replaced)),
+            "actual_relative_with_top_up": float(np.mean(finals)),
+            "actual_relative_with_top_up_sd": float(np.std(finals, ddof=1)),
+            "target": target,
+        }
+        rows.append(row)
+        print(
+            f"| {name} | {row['forecast_relative_final']:.2f} | {found.beta:.3f} "
+            f"({'feasible' if found.feasible else 'infeasible'}) | "
+            f"{row['forecast_relative_with_top_up']:.2f} | {row['actual_relative_without']:.2f} | "
+            f"{row['actual_relative_with_top_up']:.2f} "
+            f"+- {row['actual_relative_with_top_up_sd']:.2f} |",
+            flush=True,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows, "wall_s": time.perf_counter() - t0}, indent=1))
+    print(f"{time.perf_counter() - t0:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--blocks", type=int, default=400, help="blocks per candidate")
     parser.add_argument("--generations", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=2, help="recursions per candidate")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/recursion_truth.json"))
+    parser.add_argument(
+        "--top-up",
+        action="store_true",
+        help="instead: for every candidate whose replace forecast calls for a top-up, retrain "
+        "with the fresh fraction the search recommends and see whether the target is reached",
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    name = "recursion_truth_top_up.json" if args.top_up else "recursion_truth.json"
+    args.out = args.out or Path("benchmarks/results") / name
     t0 = time.perf_counter()
     settings = Settings()
     rng = np.random.default_rng(0)
@@ -146,37 +212,30 @@ def main() -> None:
     def tail(blocks: np.ndarray) -> float:
         return coverage_report(reference, embed(blocks), random_state=0).tail_coverage.ratio
 
+    def chain(start: np.ndarray, policy: str, beta: float, seed: int) -> list[np.ndarray]:
+        return recursive_outputs(
+            start,
+            vocab_size=len(vocab),
+            generations=args.generations,
+            policy=policy,
+            beta=beta,
+            fresh=fresh_pool,
+            random_state=seed,
+        )
+
+    if args.top_up:
+        top_up(args, reference, cands, human_start, chain, tail, embed, settings, t0)
+        return
     results = []
     for policy, beta in POLICIES:
         plan = Plan(generations=args.generations, samples=args.blocks, policy=policy, beta=beta)
-        human_final = [
-            tail(
-                recursive_outputs(
-                    human_start,
-                    vocab_size=len(vocab),
-                    generations=args.generations,
-                    policy=policy,
-                    beta=beta,
-                    fresh=fresh_pool,
-                    random_state=s,
-                )[-1]
-            )
-            for s in range(args.seeds)
-        ]
+        human_final = [tail(chain(human_start, policy, beta, s)[-1]) for s in range(args.seeds)]
         for name, start in cands.items():
             vectors0 = embed(start)
             fc = forecast(reference, vectors0, plan, random_state=settings.random_state)
             finals, curves = [], []
             for s in range(args.seeds):
-                outs = recursive_outputs(
-                    start,
-                    vocab_size=len(vocab),
-                    generations=args.generations,
-                    policy=policy,
-                    beta=beta,
-                    fresh=fresh_pool,
-                    random_state=s,
-                )
+                outs = chain(start, policy, beta, s)
                 curve = [tail(b) for b in outs]
                 curves.append(curve)
                 finals.append(curve[-1] / human_final[s])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,6 +26,36 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("COLLAPSE_GUARD_SYNTHETIC_METHOD", "embedding")
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "test-embeddings"
+
+# `make test` runs the suite on pytest-xdist workers, one per core: much of it is single-threaded
+# (subprocess start-up, the forecasts' recursion, SQLite), so two workers keep two cores busy. A
+# worker's own torch work gets its share of the cores, not all of them each (oversubscribed
+# OpenMP threads spin against each other).
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch
+
+    _share = max(1, (os.cpu_count() or 1) // int(workers))
+    torch.set_num_threads(_share)
+    # The CLI and server processes the tests start inherit the same share.
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+
+# The longest files first (measured, `make test`'s durations): each stays on one worker, and
+# started last one of them would leave the other worker idle while it runs alone.
+LONGEST_FIRST = (
+    "test_cli.py",
+    "test_newcomer_e2e.py",
+    "test_audit_curvature.py",
+    "test_engines.py",
+    "test_api_server.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a file, and among the rest, the collected order
 
 
 @pytest.fixture(scope="session")
@@ -64,19 +95,21 @@ def embed_cached(embedder) -> Callable[[Sequence[str]], np.ndarray]:
         for key in keys:
             calls.update(key)
         path = CACHE_DIR / f"{calls.hexdigest()[:32]}.npy"
-        if path.is_file():
-            vectors = np.load(path)
-            known.update(zip(keys, vectors, strict=True))
-        else:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        # One worker embeds a call; another asking for the same call waits and reads its file.
+        with FileLock(path.with_suffix(".lock")):
+            if path.is_file():
+                vectors = np.load(path)
+                known.update(zip(keys, vectors, strict=True))
+                return vectors
             todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
             if todo:
                 fresh = embedder.embed(list(todo.values())).vectors
                 known.update(zip(todo, fresh, strict=True))
             vectors = np.stack([known[key] for key in keys])
-            CACHE_DIR.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, vectors)
-            os.replace(tmp, path)  # atomic: concurrent test runs never read a partial file
+            os.replace(tmp, path)  # atomic: a reader never sees a partial file
         return vectors
 
     return embed
