@@ -74,9 +74,7 @@ def test_forecast_ranks_two_candidates_as_real_retraining_does(text, embed_cache
     def embed(blocks: np.ndarray) -> np.ndarray:
         return embed_cached([vocab.decode(b) for b in blocks])
 
-    reference = ReferenceCorpus(holdout_fraction=0.2, random_state=0).fit(
-        embed(text["reference"])
-    )
+    reference = ReferenceCorpus(holdout_fraction=0.2, random_state=0).fit(embed(text["reference"]))
     pool = text["pool"][:600]
     radius = reference.neighbours(embed(pool))[0][:, -1]
     candidates = {"human": pool[::4], "thinned": pool[np.argsort(radius)[:150]]}
