@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -242,14 +243,17 @@ def score_reference(
         _estimator(store, info, settings, embedder)
 
 
-# Generated examples scored once per data directory: 150 pin the generated side's shape (its
-# median to about +-0.15) at ~40 s of scoring.
+# Generated examples scored once per machine: 150 pin the generated side's shape (its median to
+# about +-0.15) at ~20-40 s of scoring.
 EXAMPLES_SCORED = 150
 
 
 def example_profiles(settings: Settings, scorer: CurvatureScorer) -> CurvatureProfiles:
     """Curvature profiles of a seeded sample of the generated examples (the bundled SmolLM2
-    continuations, or the user's `synthetic_examples`), cached in the data directory."""
+    continuations, or the user's `synthetic_examples`). They depend on nothing in the data
+    directory, so they are kept beside the scorer's model copy (`model_cache_dir`) and every
+    data directory, service container or CLI run on the machine shares them; without a model
+    cache, in the data directory."""
     from detectors.synthetic.data import smollm2_continuations
 
     rows = smollm2_continuations(settings.synthetic_examples)
@@ -258,19 +262,23 @@ def example_profiles(settings: Settings, scorer: CurvatureScorer) -> CurvaturePr
     texts = [rows[i]["text"] for i in pick]
     parts = (scorer.model_name, scorer.version, scorer.max_tokens, scorer.precision, *texts)
     digest = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:24]
+    folder = settings.model_cache_dir or settings.data_dir / "cache"
     return _cached_profiles(
-        settings.data_dir / "cache" / f"examples-curvature-{digest}.npz",
-        lambda: scorer.profiles(texts),
+        folder / f"examples-curvature-{digest}.npz", lambda: scorer.profiles(texts)
     )
 
 
 def _cached_profiles(path: Path, compute: Callable[[], CurvatureProfiles]) -> CurvatureProfiles:
     if path.is_file():
-        with np.load(path) as z:
-            return CurvatureProfiles(z["num"], z["var"], z["positions"])
+        try:
+            with np.load(path) as z:
+                return CurvatureProfiles(z["num"], z["var"], z["positions"])
+        except Exception:  # a damaged file is a cache miss: scored again and replaced
+            pass
     profiles = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    # Per process: two processes scoring at once (shared cache) never write one temporary file.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, num=profiles.num, var=profiles.var, positions=profiles.positions)
     tmp.replace(path)  # atomic: a crash leaves no half-written cache entry
     return profiles
