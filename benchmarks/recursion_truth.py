@@ -233,10 +233,12 @@ def main() -> None:
         for name, start in cands.items():
             vectors0 = embed(start)
             fc = forecast(reference, vectors0, plan, random_state=settings.random_state)
+            # Generation 0 is the candidate itself: measured once, not once per seed.
+            start_tail = coverage_report(reference, vectors0, random_state=0).tail_coverage.ratio
             finals, curves = [], []
             for s in range(args.seeds):
                 outs = chain(start, policy, beta, s)
-                curve = [tail(b) for b in outs]
+                curve = [start_tail] + [tail(b) for b in outs[1:]]
                 curves.append(curve)
                 finals.append(curve[-1] / human_final[s])
             row = {

@@ -335,7 +335,7 @@ def estimate_synthetic(
                     + (
                         "; a share this large is a kind of text neither side describes, and how "
                         "much of it reads as human the data cannot say, so the interval reaches 1"
-                        if estimate.high >= 1.0
+                        if fit.upper_unbounded
                         else ""
                     )
                 )

@@ -54,6 +54,9 @@ class CurvatureFit:
     # prose) or more predictable than the generated side allows. Its origin is unknown, so the
     # interval spans both readings of it (Manski bounds); the point assumes it is like the rest.
     unexplained: float
+    # True when that share is material, so the interval's upper end was opened to 1: how much of
+    # text neither side describes reads as human, the data cannot bound.
+    upper_unbounded: bool
     n_scored: int
     n_reference: int
     n_examples: int
@@ -209,7 +212,8 @@ class CurvatureFractionEstimator:
             # The mixture fails in its tails, so nothing there is known to be either side:
             # every tail document counts both ways, not only the excess.
             low, high = (1 - in_tails) * low, (1 - in_tails) * high + in_tails
-        if unexplained >= self.material_unexplained:
+        upper_unbounded = unexplained >= self.material_unexplained
+        if upper_unbounded:
             # A third component of material size whose shape is unknown: how much of it lies
             # inside the human range, where it reads as human, the data cannot bound (SmolLM2
             # at temperature 1.2: a quarter of it; 0.8 generated read [0.00, 0.62] without this).
@@ -228,6 +232,7 @@ class CurvatureFractionEstimator:
             human_shift=at_best[0],
             generated_shift=at_best[2],
             unexplained=unexplained,
+            upper_unbounded=upper_unbounded,
             bootstrap_sd=spread,
             n_scored=len(x),
             n_reference=len(self.reference_),
