@@ -34,7 +34,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -51,7 +54,10 @@ from simulations.ground_truth import blocks_of, recursive_outputs
 from simulations.text import Vocabulary, tokenize
 
 N_REFERENCE = 3000  # reference blocks (the audit's reference: 20% of them held out)
-POLICIES = (("replace", 0.0), ("keep-real", 0.1))
+POLICIES: tuple[tuple[Literal["replace", "keep-real"], float], ...] = (
+    ("replace", 0.0),
+    ("keep-real", 0.1),
+)
 
 
 def candidates(
@@ -96,15 +102,22 @@ def candidates(
     return out
 
 
-def top_up(args, reference, cands, human_start, chain, tail, embed, settings, t0) -> None:
+def top_up(
+    args: argparse.Namespace,
+    su: Setup,
+    chain: Callable[[np.ndarray, str, float, int], list[np.ndarray]],
+    tail: Callable[[np.ndarray], float],
+    t0: float,
+) -> None:
     """Issue 16 item 3: the search's recommended fresh fraction, tried by real retraining."""
+    reference, settings = su.reference, su.settings
     policy = Policy()
     target = policy.min_relative_tail_coverage
     plan = Plan(generations=args.generations, samples=args.blocks)
-    human_final = [tail(chain(human_start, "replace", 0.0, s)[-1]) for s in range(args.seeds)]
+    human_final = [tail(chain(su.human_start, "replace", 0.0, s)[-1]) for s in range(args.seeds)]
     rows = []
-    for name, start in cands.items():
-        vectors0 = embed(start)
+    for name, start in su.cands.items():
+        vectors0 = su.embed(start)
         base = forecast(reference, vectors0, plan, random_state=settings.random_state)
         if base.relative_final() >= target:
             continue
@@ -149,25 +162,23 @@ def top_up(args, reference, cands, human_start, chain, tail, embed, settings, t0
     print(f"{time.perf_counter() - t0:.0f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--blocks", type=int, default=400, help="blocks per candidate")
-    parser.add_argument("--generations", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=2, help="recursions per candidate")
-    parser.add_argument(
-        "--top-up",
-        action="store_true",
-        help="instead: for every candidate whose replace forecast calls for a top-up, retrain "
-        "with the fresh fraction the search recommends and see whether the target is reached",
-    )
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    name = "recursion_truth_top_up.json" if args.top_up else "recursion_truth.json"
-    args.out = args.out or Path("benchmarks/results") / name
-    t0 = time.perf_counter()
+@dataclass
+class Setup:
+    """Everything both the benchmark and the forecast's fit (benchmarks/fit_forecast.py) need:
+    the same reference, candidates and fresh human data, rebuilt from seed 0."""
+
+    settings: Settings
+    vocab: Vocabulary
+    embed: Callable[[np.ndarray], np.ndarray]
+    reference: ReferenceCorpus
+    cands: dict[str, np.ndarray]
+    fresh_pool: np.ndarray
+    human_start: np.ndarray
+
+
+def setup(blocks: int) -> Setup:
     settings = Settings()
     rng = np.random.default_rng(0)
-
     docs = bbc_news()
     order = rng.permutation(len(docs))
     ref_docs = [docs[i].text for i in order[:900]]
@@ -186,8 +197,8 @@ def main() -> None:
     vocab = Vocabulary.build([tokenize(t) for t in ref_docs + cand_docs + wiki[:1500]], min_count=2)
     embedder = Embedder()
 
-    def embed(blocks: np.ndarray) -> np.ndarray:
-        return embedder.embed([vocab.decode(b) for b in blocks]).vectors
+    def embed(b: np.ndarray) -> np.ndarray:
+        return embedder.embed([vocab.decode(x) for x in b]).vectors
 
     ref_blocks = blocks_of(vocab, ref_docs, per_doc=6)
     ref_blocks = ref_blocks[rng.choice(len(ref_blocks), N_REFERENCE, replace=False)]
@@ -199,9 +210,31 @@ def main() -> None:
     ).fit(embed(ref_blocks))
     fresh_pool = blocks_of(vocab, fresh_docs)
     cands = candidates(
-        vocab, cand_docs, sections, wiki[1500:], generated, reference, embed, args.blocks, rng
+        vocab, cand_docs, sections, wiki[1500:], generated, reference, embed, blocks, rng
     )
-    human_start = fresh_pool[rng.choice(len(fresh_pool), args.blocks, replace=False)]
+    human_start = fresh_pool[rng.choice(len(fresh_pool), blocks, replace=False)]
+    return Setup(settings, vocab, embed, reference, cands, fresh_pool, human_start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--blocks", type=int, default=400, help="blocks per candidate")
+    parser.add_argument("--generations", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=2, help="recursions per candidate")
+    parser.add_argument(
+        "--top-up",
+        action="store_true",
+        help="instead: for every candidate whose replace forecast calls for a top-up, retrain "
+        "with the fresh fraction the search recommends and see whether the target is reached",
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    name = "recursion_truth_top_up.json" if args.top_up else "recursion_truth.json"
+    args.out = args.out or Path("benchmarks/results") / name
+    t0 = time.perf_counter()
+    su = setup(args.blocks)
+    settings, vocab, embed, reference = su.settings, su.vocab, su.embed, su.reference
+    cands, fresh_pool, human_start = su.cands, su.fresh_pool, su.human_start
     print(
         f"vocabulary {len(vocab)}; reference {N_REFERENCE} blocks of 900 BBC articles; "
         f"{len(cands)} candidates of {args.blocks} blocks; fresh human pool {len(fresh_pool)} "
@@ -224,7 +257,7 @@ def main() -> None:
         )
 
     if args.top_up:
-        top_up(args, reference, cands, human_start, chain, tail, embed, settings, t0)
+        top_up(args, su, chain, tail, t0)
         return
     results = []
     for policy, beta in POLICIES:

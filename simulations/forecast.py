@@ -28,7 +28,12 @@ from detectors.errors import InvalidInputError
 from detectors.index import as_matrix
 from simulations.loop import ChainRecord, run_generations, run_seeds
 from simulations.models.embedding import DESCRIPTIONS as EMBEDDING_DESCRIPTIONS
-from simulations.models.embedding import EmbeddingMixtureModel, ProjectedReference
+from simulations.models.embedding import (
+    RETRAINING_ERROR,
+    EmbeddingMixtureModel,
+    ProjectedReference,
+    RetrainingError,
+)
 from simulations.results import Band, Frozen, Trajectory, summarise
 from simulations.whatif import DESCRIPTIONS as WHATIF_DESCRIPTIONS
 from simulations.whatif import WhatIfCorpus, WhatIfModel
@@ -123,8 +128,11 @@ def forecast(
     progress: ProgressCallback | None = None,
     projected: ProjectedReference | None = None,
     human: dict[str, Trajectory] | None = None,
+    error: RetrainingError = RETRAINING_ERROR,
 ) -> Forecast:
-    """Forecast `plan` from `candidate` (embedding vectors) against a fitted reference."""
+    """Forecast `plan` from `candidate` (embedding vectors) against a fitted reference. `error`:
+    what a language model's retraining adds to the mixture refit (default: fitted to real
+    recursive training, README "The forecast against real retraining")."""
     start = time.perf_counter()
     cand = as_matrix(candidate, name="candidate vectors", dim=reference.dim_)
     proj = projected or ProjectedReference.build(reference, seed=random_state)
@@ -132,14 +140,14 @@ def forecast(
     m = plan.samples
 
     def run(initial: Callable[[int], np.ndarray]) -> dict[str, Trajectory]:
-        model = EmbeddingMixtureModel(proj, baseline_seed=random_state)
+        model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
         # Row 0: the starting data itself, as audited, for every seed.
         scored = [
             model.score(initial(seed), np.random.default_rng(0)) for seed in range(plan.seeds)
         ]
         first = {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
         record = run_seeds(
-            lambda: EmbeddingMixtureModel(proj, baseline_seed=random_state),
+            lambda: EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error),
             seeds=plan.seeds,
             generations=plan.generations - 1,
             samples=m,
@@ -187,13 +195,16 @@ def min_top_up(
     random_state: int = 0,
     progress: ProgressCallback | None = None,
     base: Forecast | None = None,
+    error: RetrainingError = RETRAINING_ERROR,
 ) -> TopUp:
     """Smallest keep-real beta whose embedding forecast ends with a mean tail coverage of at
     least `target` x that of fresh human data under the original plan. `base`, if given, is the
     forecast of `plan` itself with the same `random_state` (saves running it again)."""
     proj = ProjectedReference.build(reference, seed=random_state)
     if base is None or base.plan != plan:
-        base = forecast(reference, candidate, plan, random_state=random_state, projected=proj)
+        base = forecast(
+            reference, candidate, plan, random_state=random_state, projected=proj, error=error
+        )
 
     def run(beta: float) -> Forecast:
         return forecast(
@@ -203,6 +214,7 @@ def min_top_up(
             random_state=random_state,
             projected=proj,
             human=base.human,
+            error=error,
         )
 
     return _bisect(run, base, target=target, max_beta=max_beta, progress=progress)

@@ -1,0 +1,223 @@
+"""Fit the forecast's retraining constants to real recursive training (issue 16 item 4).
+
+    .venv/bin/python benchmarks/fit_forecast.py [--fine] [--part I/N] [--out FILE]  # grid
+    .venv/bin/python benchmarks/fit_forecast.py --summarise FILE [FILE ...]    # fit + its error
+
+The embedding forecast refits a Gaussian mixture generation after generation. A language model's
+retraining does two things the refit does not (`simulations.models.embedding.RetrainingError`):
+each generation continues prompts from the starting corpus, so its text stays tied to the
+starting documents (`anchor`), and the model's own functional error scatters it (`spread`). Both
+constants are fitted here to the ground truth of `benchmarks/recursion_truth.py` (its JSON: nine
+candidates of real text, five generations of Kneser-Ney retraining, replace and keep-real 10%):
+every grid point's forecast of every (candidate, policy) row, from the same generation-0 vectors,
+is compared with the actual relative final tail coverage.
+
+The fit's error is given two ways: the mean absolute error at the chosen constants (in-sample),
+and leave-one-candidate-out (for each candidate, the constants are chosen on the other eight and
+its two rows are forecast with them), the honest figure for a corpus the fit has not seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from recursion_truth import POLICIES, setup  # a sibling script: benchmarks/ is on the path
+from scipy.stats import spearmanr
+
+from simulations.forecast import Forecast, Plan, forecast
+from simulations.models.embedding import ProjectedReference, RetrainingError
+
+ANCHORS = (0.0, 0.2, 0.4, 0.6, 0.8)
+SPREADS = (0.0, 0.2, 0.4, 0.7, 1.0)
+FINE = ((0.7, 0.9), (0.3, 0.5, 0.6))  # then around the coarse grid's best (0.8, 0.4)
+TRUTH = Path("benchmarks/results/recursion_truth.json")
+# Real retraining under keep-real at the fresh fractions two earlier top-up searches recommended
+# (`recursion_truth.py --top-up` with the plain refit, then with a first fit): how much fresh
+# human data restores, which a top-up relies on.
+TOP_UPS = (
+    Path("benchmarks/results/recursion_truth_top_up_plain.json"),
+    Path("benchmarks/results/recursion_truth_top_up_fit1.json"),
+)
+GROUPS = ("replace", "keep-real", "top-up")
+
+
+def targets() -> list[dict]:
+    """Every ground-truth row: candidate, plan, actual relative final tail coverage, and which
+    human run it is relative to (the same plan's, or replace's for a top-up, as the search)."""
+    rows = [
+        {
+            "group": r["policy"],
+            "candidate": r["candidate"],
+            "policy": r["policy"],
+            "beta": r["beta"],
+            "relative_to": r["policy"],
+            "actual": r["actual_relative_final"],
+        }
+        for r in json.loads(TRUTH.read_text())["rows"]
+    ]
+    for path in TOP_UPS:
+        rows += [
+            {
+                "group": "top-up",
+                "candidate": r["candidate"],
+                "policy": "keep-real",
+                "beta": r["beta"],
+                "relative_to": "replace",
+                "actual": r["actual_relative_with_top_up"],
+            }
+            for r in json.loads(path.read_text())["rows"]
+        ]
+    return rows
+
+
+def grid(part: int, parts: int, out: Path, *, fine: bool) -> None:
+    """Forecast every target at every grid point of this part; rows already in `out` are kept
+    (a stopped run resumes, and new targets only cost their own forecasts)."""
+    blocks = 400
+    rows = json.loads(out.read_text())["rows"] if out.exists() else []
+
+    def key(r: dict) -> tuple:
+        return (r["anchor"], r["spread"], r["policy"], r["beta"], r["candidate"])
+
+    done = {key(r) for r in rows}
+    points = list(itertools.product(*(FINE if fine else (ANCHORS, SPREADS))))[part::parts]
+    todo = [
+        (a, s, t)
+        for a, s in points
+        for t in targets()
+        if key(dict(t, anchor=a, spread=s)) not in done
+    ]
+    if not todo:
+        return
+    su = setup(blocks)
+    vectors = {name: su.embed(start) for name, start in su.cands.items()}
+    proj = ProjectedReference.build(su.reference, seed=su.settings.random_state)
+    humans: dict[tuple, dict] = {}  # the human run per (constants, policy, beta): once each
+    t0 = time.perf_counter()
+    for anchor, spread, t in todo:
+        error = RetrainingError(anchor=anchor, spread=spread)
+
+        def run(
+            policy: str,
+            beta: float,
+            name: str,
+            human: dict | None = None,
+            error: RetrainingError = error,
+        ) -> Forecast:
+            plan = Plan(generations=5, samples=blocks, policy=policy, beta=beta)  # type: ignore[arg-type]
+            return forecast(
+                su.reference,
+                vectors[name],
+                plan,
+                random_state=su.settings.random_state,
+                projected=proj,
+                human=human,
+                error=error,
+            )
+
+        base_key = (anchor, spread, t["relative_to"])
+        if base_key not in humans:
+            beta0 = dict(POLICIES)[t["relative_to"]]
+            humans[base_key] = run(t["relative_to"], beta0, t["candidate"]).human
+        f = run(t["policy"], t["beta"], t["candidate"], humans[base_key])
+        rows.append(dict(t, anchor=anchor, spread=spread, forecast=f.relative_final()))
+        out.write_text(json.dumps({"rows": rows}, indent=1))
+        print(
+            f"anchor {anchor} spread {spread} {t['policy']} {t['beta']:.3f} {t['candidate']}: "
+            f"forecast {rows[-1]['forecast']:.2f} actual {t['actual']:.2f} "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+
+
+def score(rows: list[dict]) -> tuple[float, dict[str, dict[str, float]]]:
+    """Mean absolute error over all rows, and per group (replace, keep-real 10%, top-ups) its
+    MAE and Spearman correlation."""
+    mae = float(np.mean([abs(r["forecast"] - r["actual"]) for r in rows]))
+    per: dict[str, dict[str, float]] = {}
+    for group in GROUPS:
+        part = [r for r in rows if r.get("group", r["policy"]) == group]
+        fc, actual = [r["forecast"] for r in part], [r["actual"] for r in part]
+        per[group] = {
+            "mae": float(np.mean(np.abs(np.subtract(fc, actual)))),
+            "spearman": float(spearmanr(fc, actual).statistic),
+        }
+    return mae, per
+
+
+def summarise(files: list[Path], out: Path) -> None:
+    rows = [r for f in files for r in json.loads(f.read_text())["rows"]]
+    n_targets = len(targets())
+    by_key: dict[tuple[float, float], list[dict]] = {}
+    for r in rows:
+        by_key.setdefault((r["anchor"], r["spread"]), []).append(r)
+    # Only grid points forecast for every target compete (a run may still be filling others).
+    keys = sorted(k for k, v in by_key.items() if len(v) == n_targets)
+    table = {k: score(v) for k, v in by_key.items()}
+    best = min(keys, key=lambda k: table[k][0])
+    print("| anchor | spread | MAE, all rows | replace | keep-real 10% | top-ups |")
+    print("|---|---|---|---|---|---|")
+    for k in keys:
+        mae, per = table[k]
+        mark = " (fit)" if k == best else ""
+        cells = " | ".join(f"{per[g]['mae']:.3f}, rho {per[g]['spearman']:.2f}" for g in GROUPS)
+        print(f"| {k[0]} | {k[1]}{mark} | {mae:.3f} | {cells} |")
+    # Leave one candidate out: choose the constants on the other candidates, forecast this one.
+    names = sorted({r["candidate"] for r in rows})
+    held = []
+    for name in names:
+        k = min(
+            keys,
+            key=lambda k: score([r for r in by_key[k] if r["candidate"] != name])[0],
+        )
+        held += [dict(r, chosen=k) for r in by_key[k] if r["candidate"] == name]
+    cv_mae, cv_per = score(held)
+    print(
+        f"fit: anchor {best[0]}, spread {best[1]}: in-sample MAE {table[best][0]:.3f}, "
+        f"per policy {table[best][1]}; leave-one-candidate-out MAE {cv_mae:.3f}, per policy "
+        f"{cv_per}"
+    )
+    for r in held:
+        print(
+            f"  {r['candidate']} {r['policy']}: chosen {r['chosen']} "
+            f"forecast {r['forecast']:.2f} actual {r['actual']:.2f}"
+        )
+    out.write_text(
+        json.dumps(
+            {
+                "fit": {"anchor": best[0], "spread": best[1]},
+                "in_sample": {"mae": table[best][0], "per_policy": table[best][1]},
+                "leave_one_candidate_out": {"mae": cv_mae, "per_policy": cv_per, "rows": held},
+                "grid": [
+                    {"anchor": k[0], "spread": k[1], "mae": table[k][0], "per_policy": table[k][1]}
+                    for k in keys
+                ],
+            },
+            indent=1,
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", default="0/1", help="I/N: this process runs every N-th point")
+    parser.add_argument("--fine", action="store_true", help="the finer grid around the best")
+    parser.add_argument("--summarise", nargs="+", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.summarise:
+        summarise(args.summarise, args.out or Path("benchmarks/results/fit_forecast.json"))
+        return
+    part, parts = (int(x) for x in args.part.split("/"))
+    grid_name = "fine" if args.fine else "grid"
+    out = args.out or Path(f"benchmarks/results/fit_forecast_{grid_name}_{part}of{parts}.json")
+    grid(part, parts, out, fine=args.fine)
+
+
+if __name__ == "__main__":
+    main()
