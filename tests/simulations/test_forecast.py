@@ -107,17 +107,21 @@ def wiki_split(wiki_vectors):
 
 
 @pytest.mark.slow
-def test_candidate_missing_its_tails_is_forecast_to_lose_more(wiki_split):
+def test_candidate_missing_its_tails_starts_lower_and_retraining_narrows_the_gap(wiki_split):
+    """What real retraining does (README, "The forecast against real retraining"): a candidate
+    missing its tails covers them less as audited (and after one generation), but a language
+    model's own error spreads its text back out, so the gap to a faithful candidate narrows over
+    the generations (Kneser-Ney retraining of BBC's core third: 0.33 -> 0.71 x human)."""
     reference, core, faithful = wiki_split
     plan = Plan(generations=4, samples=400, seeds=8)
     f_core = forecast(reference, core, plan, random_state=1)
     f_faithful = forecast(reference, faithful, plan, random_state=1)
-    assert separated(
-        f_faithful.trajectories["tail_coverage"].bands[0],
-        f_core.trajectories["tail_coverage"].bands[0],
-    )
-    assert separated(f_faithful.final(), f_core.final())
-    assert f_core.relative_final() < f_faithful.relative_final()
+    core_tc, faithful_tc = (f.trajectories["tail_coverage"].bands for f in (f_core, f_faithful))
+    assert separated(faithful_tc[0], core_tc[0])  # (one generation on: test_ground_truth)
+    start_gap = faithful_tc[0].mean - core_tc[0].mean
+    final_gap = faithful_tc[-1].mean - core_tc[-1].mean
+    se = np.sqrt(sum(b.sem**2 for b in (faithful_tc[0], core_tc[0], faithful_tc[-1], core_tc[-1])))
+    assert start_gap - final_gap > Z * se, (start_gap, final_gap, se)
 
 
 @pytest.mark.slow
