@@ -1,7 +1,7 @@
 """Ground truth for the forecast: real recursive training of a language model on real text.
 
     .venv/bin/python benchmarks/recursion_truth.py [--blocks 400] [--generations 5] [--seeds 2]
-                                                   [--top-up] [--out FILE]
+                                                   [--top-up [--target T]] [--out FILE]
 
 Issue 16 item 2. For each candidate corpus built from real text (human BBC News and Wikipedia;
 the same with SmolLM2-135M text mixed in; the same with its tails thinned as a collapsing
@@ -112,7 +112,7 @@ def top_up(
     """Issue 16 item 3: the search's recommended fresh fraction, tried by real retraining."""
     reference, settings = su.reference, su.settings
     policy = Policy()
-    target = policy.min_relative_tail_coverage
+    target = args.target or policy.min_relative_tail_coverage
     plan = Plan(generations=args.generations, samples=args.blocks)
     human_final = [tail(chain(su.human_start, "replace", 0.0, s)[-1]) for s in range(args.seeds)]
     rows = []
@@ -227,9 +227,17 @@ def main() -> None:
         help="instead: for every candidate whose replace forecast calls for a top-up, retrain "
         "with the fresh fraction the search recommends and see whether the target is reached",
     )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="with --top-up: the relative tail-coverage target (default: the policy's, 0.9)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     name = "recursion_truth_top_up.json" if args.top_up else "recursion_truth.json"
+    if args.top_up and args.target is not None:
+        name = f"recursion_truth_top_up_{args.target:g}.json"
     args.out = args.out or Path("benchmarks/results") / name
     t0 = time.perf_counter()
     su = setup(args.blocks)
