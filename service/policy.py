@@ -20,7 +20,9 @@ Otherwise the forecast decides (`decide`):
 - top-up: outside those limits, but adding fresh human documents fixes it: enough to dilute the
   synthetic share below the limit, and the fresh fraction per generation that the simulator finds
   (`simulations.forecast.min_top_up`) within `max_top_up_fraction`.
-- reject: no allowed top-up brings the forecast back within the limit.
+- reject: no allowed top-up brings the forecast back within the limit; but inconclusive instead
+  when the out-of-domain share's upper bound exceeds `max_out_of_domain_fraction` (the forecast
+  reads the reference's tails, and the shortfall may be the domain, not collapse).
 """
 
 from __future__ import annotations
@@ -291,6 +293,26 @@ def decide(
     per_generation = 0
     if not tail_ok:
         if not top_up_feasible or top_up_beta is None or top_up_beta > policy.max_top_up_fraction:
+            if out_of_domain is not None and out_of_domain.high > policy.max_out_of_domain_fraction:
+                # The forecast measures the reference's tails. When more of the candidate than
+                # the limit may lie outside the reference's domain, a shortfall no top-up fixes
+                # can be the domain, not collapse (human news of another outlet): cannot tell.
+                o = out_of_domain
+                reasons.append(
+                    Reason(
+                        code="forecast-out-of-domain",
+                        message=f"no fresh-human fraction up to {policy.max_top_up_fraction:.0%} "
+                        "per generation brings the forecast back, but up to "
+                        f"{o.high:.0%} of the candidate may lie outside the reference's domain "
+                        f"({o.level:.0%} interval {o.low:.0%}-{o.high:.0%}; limit "
+                        f"{policy.max_out_of_domain_fraction:.0%}), so the shortfall in the "
+                        "reference's tails may be the domain rather than collapse; audit against "
+                        "a reference of the candidate's own domain",
+                        value=o.high,
+                        limit=policy.max_out_of_domain_fraction,
+                    )
+                )
+                return Verdict(decision="inconclusive", reasons=tuple(reasons))
             reasons.append(
                 Reason(
                     code="top-up-insufficient",

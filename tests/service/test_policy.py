@@ -289,3 +289,24 @@ def test_new_policy_fields_defaults_and_bounds():
     strict = Policy(reject_generated_share=0.25)
     v = early_verdict(strict, synthetic=est(0.3, 0.25, 0.35), out_of_domain=None)
     assert v is not None and v.decision == "reject" and v.reasons[0].limit == 0.25
+
+
+def test_a_forecast_no_top_up_fixes_is_inconclusive_when_the_domain_may_explain_it():
+    """Human news of another outlet: 42% [30%, 54%] outside the reference's domain, its forecast
+    below target and no allowed top-up restoring it. The reference's tails cannot tell domain
+    from collapse, so: inconclusive, naming the domain, not reject. In domain, still reject."""
+    low = est(0.0, 0.0, 0.08)
+    args = dict(beta=0.5, per_gen=500, feasible=False)
+    shifted = verdict(low, 0.7, **args, out_of_domain=est(0.42, 0.30, 0.54))
+    assert shifted.decision == "inconclusive"
+    assert [r.code for r in shifted.reasons] == ["forecast-tail-coverage", "forecast-out-of-domain"]
+    assert shifted.reasons[-1].value == 0.54 and shifted.reasons[-1].limit == 0.5
+    assert "30%-54%" in shifted.reasons[-1].message
+    in_domain = verdict(low, 0.7, **args, out_of_domain=est(0.2, 0.1, 0.3))
+    assert in_domain.decision == "reject"
+    assert in_domain.reasons[-1].code == "top-up-insufficient"
+    # A top-up that works is still a top-up, whatever the domain's upper bound.
+    fixable = verdict(
+        low, 0.7, beta=0.2, per_gen=200, feasible=True, out_of_domain=est(0.42, 0.3, 0.54)
+    )
+    assert fixable.decision == "top-up"
