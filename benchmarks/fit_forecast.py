@@ -97,7 +97,7 @@ def grid(part: int, parts: int, out: Path, *, fine: bool) -> None:
     su = setup(blocks)
     vectors = {name: su.embed(start) for name, start in su.cands.items()}
     proj = ProjectedReference.build(su.reference, seed=su.settings.random_state)
-    humans: dict[tuple, dict] = {}  # the human run per (constants, policy, beta): once each
+    humans: dict[tuple, dict] = {}  # the human run per (constants, plan it is relative to)
     t0 = time.perf_counter()
     for anchor, spread, t in todo:
         error = RetrainingError(anchor=anchor, spread=spread)

@@ -1,7 +1,9 @@
 """Forecasts for the service: what recursive retraining on a corpus like this one would do.
 
 - `forecast(reference, candidate, plan)`: the recursion in the corpus's embedding space (PCA +
-  Gaussian mixture per generation, `simulations.models.embedding`), starting from the candidate.
+  Gaussian mixture per generation, `simulations.models.embedding`), starting from the candidate,
+  with a language model's retraining error (generated points tied to the starting corpus's
+  prompts and scattered by the model's own error) fitted to real recursive training.
 - `what_if(synthetic_fraction=..., tail_coverage=..., plan=...)`: no embeddings; the categorical
   what-if model (`simulations.whatif`), in milliseconds.
 - `min_top_up(...)` / `what_if_top_up(...)`: the smallest fraction beta of fresh human data per

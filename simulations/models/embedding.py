@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from detectors.coverage import compute_prdc
-from detectors.errors import InsufficientDataError, NotFittedError
+from detectors.errors import InsufficientDataError, InvalidInputError, NotFittedError
 from detectors.index import build_index, knn_radii
 from simulations.models.gaussian import gaussian_w2_squared
 
@@ -118,7 +118,7 @@ class RetrainingError:
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.anchor < 1.0 and self.spread >= 0.0):
-            raise ValueError(f"anchor must be in [0, 1) and spread >= 0, got {self}")
+            raise InvalidInputError(f"anchor must be in [0, 1) and spread >= 0, got {self}")
 
 
 # Fitted to real recursive training (Kneser-Ney retraining of nine real-text candidates, five
@@ -135,7 +135,8 @@ class EmbeddingMixtureModel:
     `sample_original` draws fresh human points from the held-out reference (with replacement when
     more are asked for than it holds). Scores are ratios to a human sample of the same size.
     The data of the first fit are the chain's starting corpus, the prompts `error.anchor` ties
-    every later generation to.
+    every later generation to. `error` defaults to none (the plain refit); `forecast` passes the
+    fitted `RETRAINING_ERROR`.
     """
 
     n_chains = 1
