@@ -86,11 +86,9 @@ def grid(part: int, parts: int, out: Path, *, fine: bool) -> None:
 
     done = {key(r) for r in rows}
     points = list(itertools.product(*(FINE if fine else (ANCHORS, SPREADS))))[part::parts]
+    truth = targets()  # read once, not once per grid point
     todo = [
-        (a, s, t)
-        for a, s in points
-        for t in targets()
-        if key(dict(t, anchor=a, spread=s)) not in done
+        (a, s, t) for a, s in points for t in truth if key(dict(t, anchor=a, spread=s)) not in done
     ]
     if not todo:
         return
