@@ -24,12 +24,18 @@ Formats are chosen by extension (`--format` overrides it):
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Literal, get_args
+from typing import IO, TYPE_CHECKING, Any, Literal, get_args
 
 from detectors.errors import EmptyCorpusError, InvalidInputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from detectors.shard_sampling import Piece, ShardedSample
 
 InputFormat = Literal["auto", "jsonl", "parquet", "text", "hf"]
 TextUnit = Literal["file", "line", "paragraph"]
@@ -65,29 +71,38 @@ def _utf8(raw: bytes, where: str) -> str:
 def read_jsonl(stream: IO[bytes], name: str, *, text_field: str = "text") -> Iterator[str | None]:
     """Texts of a JSON-lines stream, one per non-blank line (None for a null text)."""
     for lineno, raw in enumerate(stream, start=1):
-        where = f"{name}:{lineno}"
-        line = _utf8(raw, where).strip()
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                "JSONL needs one JSON object per line"
-            ) from None
-        if not isinstance(record, dict):
-            raise InputError(
-                f"{where}: expected a JSON object with a {text_field!r} field, "
-                f"got a JSON {type(record).__name__}"
-            )
-        if text_field not in record:
-            fields = ", ".join(repr(k) for k in record) or "none"
-            raise InputError(
-                f"{where}: no field {text_field!r} (fields: {fields}); "
-                "choose the text field with --text-field"
-            )
-        yield _text_value(record[text_field], where, text_field)
+        text = _jsonl_text(raw, f"{name}:{lineno}", text_field)
+        if text is not _BLANK:
+            yield text  # type: ignore[misc]  # a str or None once the blank marker is out
+
+
+_BLANK = object()  # a blank line: no document at all (unlike an empty text, which is counted)
+
+
+def _jsonl_text(raw: bytes, where: str, text_field: str) -> str | object | None:
+    """The text of one JSONL line, None for a null text, `_BLANK` for a blank line."""
+    line = _utf8(raw, where).strip()
+    if not line:
+        return _BLANK
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
+            "JSONL needs one JSON object per line"
+        ) from None
+    if not isinstance(record, dict):
+        raise InputError(
+            f"{where}: expected a JSON object with a {text_field!r} field, "
+            f"got a JSON {type(record).__name__}"
+        )
+    if text_field not in record:
+        fields = ", ".join(repr(k) for k in record) or "none"
+        raise InputError(
+            f"{where}: no field {text_field!r} (fields: {fields}); "
+            "choose the text field with --text-field"
+        )
+    return _text_value(record[text_field], where, text_field)
 
 
 def _text_value(value: object, where: str, field: str) -> str | None:
@@ -116,10 +131,8 @@ def read_text(stream: IO[bytes], name: str, *, text_unit: TextUnit = "file") -> 
         yield " ".join(paragraph)
 
 
-def read_parquet(
-    source: Path | IO[bytes], name: str, *, text_field: str = "text"
-) -> Iterator[str | None]:
-    """Texts of one Parquet column, read in record batches (never the whole table)."""
+def _parquet_file(source: Path | IO[bytes], name: str, text_field: str) -> Any:
+    """A `pyarrow.parquet.ParquetFile` whose `text_field` is a text column (InputError if not)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -136,6 +149,16 @@ def read_parquet(
     kind = schema.field(text_field).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise InputError(f"{name}: column {text_field!r} holds {kind}, expected text (string)")
+    return parquet
+
+
+def read_parquet(
+    source: Path | IO[bytes], name: str, *, text_field: str = "text"
+) -> Iterator[str | None]:
+    """Texts of one Parquet column, read in record batches (never the whole table)."""
+    import pyarrow as pa
+
+    parquet = _parquet_file(source, name, text_field)
     try:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=[text_field]):
             yield from batch.column(0).to_pylist()
@@ -143,10 +166,9 @@ def read_parquet(
         raise InputError(f"{name}: Parquet data is unreadable ({exc})") from None
 
 
-def read_hf_dataset(
-    folder: Path, *, text_field: str = "text", split: str | None = None
-) -> Iterator[str | None]:
-    """Texts of a Hugging Face dataset saved with `save_to_disk` (memory-mapped, batched)."""
+def _hf_dataset(folder: Path, *, text_field: str, split: str | None) -> Any:
+    """The `datasets.Dataset` saved in `folder` (memory-mapped), checked to hold `text_field`."""
+
     import datasets
 
     datasets.disable_progress_bars()
@@ -177,11 +199,114 @@ def read_hf_dataset(
             f"{folder}: no column {text_field!r} (columns: {cols}); "
             "choose the text column with --text-field"
         )
+    return dataset
+
+
+def read_hf_dataset(
+    folder: Path, *, text_field: str = "text", split: str | None = None
+) -> Iterator[str | None]:
+    """Texts of a Hugging Face dataset saved with `save_to_disk` (memory-mapped, batched)."""
+    dataset = _hf_dataset(folder, text_field=text_field, split=split)
     row = 0
     for batch in dataset.select_columns([text_field]).iter(batch_size=BATCH_ROWS):
         for value in batch[text_field]:
             yield _text_value(value, f"{folder} row {row}", text_field)
             row += 1
+
+
+# ---------------------------------------------------------------- pieces of a two-stage sample
+PAGE = 4096  # a memory-mapped read touches at least one page
+
+
+class LineBlock:
+    """Lines of a JSONL (or line-per-document text) file whose first byte is in [start, end):
+    read by seeking to `start`, skipping the line already under way, and reading lines until one
+    starts at or past `end`. Every line belongs to exactly one block of its file."""
+
+    rows = None
+
+    def __init__(self, path: Path, start: int, end: int, reader: CorpusReader, kind: str) -> None:
+        self.path, self.start, self.end, self.kind = path, start, end, kind
+        self.text_field = reader.text_field
+        self.nbytes = self.cost = end - start
+
+    def read(self, rows: np.ndarray | None) -> tuple[list[str | None], int]:
+        texts: list[str | None] = []
+        try:
+            stream = self.path.open("rb")
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot open ({exc.strerror})") from None
+        with stream:
+            if self.start > 0:
+                stream.seek(self.start - 1)
+                if stream.read(1) != b"\n":
+                    stream.readline()  # the rest of a line that started in the block before
+            while (pos := stream.tell()) < self.end:
+                raw = stream.readline()
+                if not raw:
+                    break
+                where = f"{self.path}: line at byte {pos}"
+                if self.kind == "jsonl":
+                    text = _jsonl_text(raw, where, self.text_field)
+                    if text is not _BLANK:
+                        texts.append(text)  # type: ignore[arg-type]  # str | None here
+                else:
+                    texts.append(_utf8(raw, where).rstrip("\r\n"))
+            return texts, stream.tell() - self.start
+
+
+class WholeFile:
+    """A file read whole (plain text by file or paragraph): one document, or unknown many."""
+
+    def __init__(self, path: Path, kind: InputFormat, reader: CorpusReader) -> None:
+        self.path, self.kind, self.reader = path, kind, reader
+        self.nbytes = self.cost = path.stat().st_size
+        self.rows = 1 if kind == "text" and reader.text_unit == "file" else None
+
+    def read(self, rows: np.ndarray | None) -> tuple[list[str | None], int]:
+        return list(self.reader._read(self.path, self.kind)), self.nbytes
+
+
+class RowGroup:
+    """A Parquet row group: its rows from the footer; a read decodes its text column chunk."""
+
+    def __init__(self, path: Path, index: int, rows: int, nbytes: int, text_field: str) -> None:
+        self.path, self.index, self.rows, self.text_field = path, index, rows, text_field
+        self.nbytes = self.cost = nbytes
+
+    def read(self, rows: np.ndarray | None) -> tuple[list[str | None], int]:
+        import pyarrow as pa
+
+        parquet = _parquet_file(self.path, str(self.path), self.text_field)
+        try:
+            column = parquet.read_row_group(self.index, columns=[self.text_field]).column(0)
+        except pa.ArrowException as exc:
+            raise InputError(f"{self.path}: Parquet data is unreadable ({exc})") from None
+        if rows is not None:
+            column = column.take(rows)
+        return column.to_pylist(), self.nbytes
+
+
+class ArrowBatch:
+    """A record batch of a memory-mapped `save_to_disk` dataset: reading rows touches only their
+    pages (counted as at least one 4 KiB page each, plus one for the offsets)."""
+
+    cost = 0
+
+    def __init__(self, values: Any, where: str, text_field: str) -> None:
+        self.values, self.where, self.text_field = values, where, text_field
+        self.rows = len(values)
+        self.nbytes = int(values.nbytes)
+
+    def read(self, rows: np.ndarray | None) -> tuple[list[str | None], int]:
+        picked = self.values if rows is None else self.values.take(rows)
+        texts = picked.to_pylist()
+        spent = PAGE + sum(max(PAGE, len(t.encode("utf-8")) if t else 0) for t in texts)
+        spent = min(spent, self.nbytes)  # never more than the whole batch
+        for i, t in enumerate(texts):
+            row = i if rows is None else int(rows[i])
+            _text_value(t, f"{self.where} row {row}", self.text_field)
+        return texts, spent
 
 
 def detect_format(path: Path) -> InputFormat:
@@ -244,6 +369,7 @@ class CorpusReader:
         self.total_bytes = sum(_size(path) for path, _ in self.files)
         self.n_documents = 0
         self.n_empty = 0
+        self.sampled: ShardedSample | None = None  # the last two-stage sample drawn
 
     def _plan(self) -> Iterator[tuple[Path, InputFormat]]:
         """(path, format) of every file or dataset folder to read, in a stable order."""
@@ -302,6 +428,81 @@ class CorpusReader:
         if n_docs == 0:
             what = f" ({n_empty} empty documents skipped)" if n_empty else ""
             raise EmptyCorpusError(f"no documents in {', '.join(map(str, self.paths))}{what}")
+
+    def pieces(self, block_bytes: int) -> list[Piece]:
+        """What a two-stage sample draws from: byte blocks of JSONL and line-text files, Parquet
+        row groups, Arrow record batches of datasets folders, other files whole."""
+        import pyarrow as pa
+
+        out: list[Piece] = []
+        for path, kind in self.files:
+            if kind == "hf":
+                dataset = _hf_dataset(path, text_field=self.text_field, split=self.split)
+                column = dataset.data.table.column(self.text_field)
+                if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                    raise InputError(
+                        f"{path}: column {self.text_field!r} holds {column.type}, expected text"
+                    )
+                out.extend(
+                    ArrowBatch(chunk, f"{path} batch {i}", self.text_field)
+                    for i, chunk in enumerate(column.chunks)
+                )
+                continue
+            if path.is_dir():
+                raise InputError(f"{path}: is a folder, not a {kind} file")
+            size = path.stat().st_size
+            if kind == "parquet":
+                parquet = _parquet_file(path, str(path), self.text_field)
+                meta = parquet.metadata
+                col = parquet.schema_arrow.names.index(self.text_field)
+                for g in range(meta.num_row_groups):
+                    group = meta.row_group(g)
+                    chunk = group.column(col).total_compressed_size
+                    out.append(RowGroup(path, g, group.num_rows, chunk, self.text_field))
+            elif kind == "jsonl" or (kind == "text" and self.text_unit == "line"):
+                n = max(1, round(size / block_bytes))
+                edges = [size * i // n for i in range(n + 1)]
+                out.extend(LineBlock(path, a, b, self, kind) for a, b in itertools.pairwise(edges))
+            elif size:
+                out.append(WholeFile(path, kind, self))
+        return out
+
+    def sample(
+        self,
+        size: int,
+        rng: np.random.Generator,
+        *,
+        full_read_bytes: int,
+        block_bytes: int = 64 * 1024,
+    ) -> ShardedSample:
+        """A uniform sample of about `size` documents: by reading everything (reservoir) when
+        the input holds at most `full_read_bytes`, else two-stage (`detectors.shard_sampling`).
+        `n_documents` is then the corpus size (estimated unless `corpus_size_exact`)."""
+        import numpy as np
+
+        from detectors.sampling import reservoir_sample
+        from detectors.shard_sampling import ShardedSample, two_stage_sample
+
+        if self.total_bytes <= full_read_bytes:
+            texts, seen = reservoir_sample(self, size, rng)
+            return ShardedSample(
+                texts=texts,
+                corpus_size=seen,
+                corpus_size_exact=True,
+                bytes_read=self.total_bytes,
+                bytes_total=self.total_bytes,
+                clusters=np.arange(len(texts)),
+                sampling="full read",
+            )
+        drawn = two_stage_sample(
+            self.pieces(block_bytes), size, rng, block_bytes=block_bytes, progress=self.progress
+        )
+        self.n_documents, self.n_empty, self.sampled = drawn.corpus_size, 0, drawn
+        if not drawn.texts:
+            raise EmptyCorpusError(
+                f"no documents in a two-stage sample of {', '.join(map(str, self.paths))}"
+            )
+        return drawn
 
 
 def _size(path: Path) -> int:
