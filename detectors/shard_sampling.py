@@ -75,8 +75,8 @@ class ShardedSample:
     texts: list[str]
     corpus_size: int
     corpus_size_exact: bool
-    bytes_read: int
-    bytes_total: int
+    bytes_read: int | None  # None: the documents did not come from files
+    bytes_total: int | None
     clusters: np.ndarray
     sampling: Literal["full read", "two-stage"]
     n_draws: int = 0

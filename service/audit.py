@@ -17,8 +17,14 @@ from detectors.coverage import coverage_report
 from detectors.embedding import validate_texts
 from detectors.errors import ReferenceMismatchError
 from detectors.reference import ReferenceCorpus
-from detectors.sampling import reservoir_sample
 from service.policy import Policy, decide, early_verdict
+from service.sampled import (
+    draw_sample,
+    sampling_info,
+    sampling_note,
+    widen_synthetic,
+    widen_tail,
+)
 from service.schemas import (
     AuditResult,
     CoverageMetrics,
@@ -32,6 +38,7 @@ from simulations.forecast import Forecast, Plan, forecast, min_top_up
 
 if TYPE_CHECKING:
     from detectors.embedding import Embedder
+    from detectors.shard_sampling import ShardedSample
     from service.settings import Settings
     from service.store import Store
 
@@ -51,7 +58,7 @@ class AuditRun:
 def execute_audit(
     store: Store,
     reference_name: str,
-    texts: Iterable[str],
+    texts: Iterable[str] | ShardedSample,
     *,
     embedder: Embedder,
     settings: Settings,
@@ -71,11 +78,10 @@ def execute_audit(
             f"reference {info.name!r} was built with {info.model!r}, the service embeds with "
             f"{embedder.model_name!r}: rebuild the reference or configure that model"
         )
-    sample, corpus_size = reservoir_sample(texts, settings.audit_size, np.random.default_rng(seed))
-    sample = validate_texts(sample)
+    # A file reader samples itself (two-stage when large); texts are reservoir-sampled.
+    drawn = draw_sample(texts, settings, np.random.default_rng(seed))
+    sample, corpus_size = validate_texts(drawn.texts), drawn.corpus_size
     notes: list[str] = []
-    if corpus_size > len(sample):
-        notes.append(f"audited a uniform random sample of {len(sample)} of {corpus_size} documents")
     embedded = embedder.embed(sample, progress=progress)
     if embedded.n_long:
         notes.append(
@@ -83,6 +89,9 @@ def execute_audit(
             f"{'truncated' if embedded.long_documents == 'truncate' else 'chunked'}"
         )
     vectors = embedded.vectors
+    sampling = sampling_info(drawn, vectors)
+    if note := sampling_note(sampling, len(sample), corpus_size):
+        notes.insert(0, note)
     cov = coverage_report(reference, vectors, random_state=seed)
     synthetic, missing = estimate_synthetic(
         store,
@@ -95,6 +104,7 @@ def execute_audit(
     )
     if missing:
         notes.append(missing)
+    synthetic = widen_synthetic(synthetic, sampling.design_effect)
 
     fc = forecast(
         reference,
@@ -156,13 +166,16 @@ def execute_audit(
         corpus_size=corpus_size,
         sample_size=cov.sample_size,
         synthetic_fraction=synthetic,
-        tail_coverage=TailCoverage(
-            value=tail.value,
-            baseline=tail.baseline,
-            ratio=tail.ratio,
-            low=tail.low,
-            high=tail.high,
-            level=tail.level,
+        tail_coverage=widen_tail(
+            TailCoverage(
+                value=tail.value,
+                baseline=tail.baseline,
+                ratio=tail.ratio,
+                low=tail.low,
+                high=tail.high,
+                level=tail.level,
+            ),
+            sampling.design_effect,
         ),
         coverage=CoverageMetrics(
             precision=cov.precision,
@@ -177,6 +190,7 @@ def execute_audit(
         top_up=top_up,
         verdict=verdict,
         notes=tuple(notes),
+        sampling=sampling,
     )
     store.save_audit(result, info.id)
     return AuditRun(
@@ -190,7 +204,7 @@ def execute_audit(
 def run_audit(
     store: Store,
     reference_name: str,
-    texts: Iterable[str],
+    texts: Iterable[str] | ShardedSample,
     *,
     embedder: Embedder,
     settings: Settings,

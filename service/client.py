@@ -204,8 +204,13 @@ class Client(BaseClient):
         *,
         policy: Policy | None = None,
         plan: Plan | None = None,
+        sample: dict[str, Any] | None = None,
     ) -> AuditResult | Job:
+        """`sample`: when `texts` is a sample of a larger corpus, where it came from (see
+        `sample_origin`): the result then reports that corpus."""
         body: dict[str, Any] = {"reference": reference, "texts": texts}
+        if sample is not None:
+            body["sample"] = sample
         if policy is not None:
             body["policy"] = policy.model_dump(mode="json")
         if plan is not None:
@@ -215,6 +220,32 @@ class Client(BaseClient):
             Job.model_validate(r.json())
             if r.status_code == 202
             else AuditResult.model_validate(r.json())
+        )
+
+    def audit_files(
+        self,
+        reference: str,
+        reader: Any,
+        *,
+        audit_size: int = 5000,
+        full_read_bytes: int = 256 * 2**20,
+        block_bytes: int = 64 * 2**10,
+        seed: int = 0,
+        policy: Policy | None = None,
+        plan: Plan | None = None,
+    ) -> AuditResult | Job:
+        """Audit files of any size: `reader` (a `service.inputs.CorpusReader`) is sampled here
+        (two-stage when large) and only the sample is sent, with the corpus it came from."""
+        import numpy as np
+
+        drawn = reader.sample(
+            audit_size,
+            np.random.default_rng(seed),
+            full_read_bytes=full_read_bytes,
+            block_bytes=block_bytes,
+        )
+        return self.audit(
+            reference, drawn.texts, policy=policy, plan=plan, sample=sample_origin(drawn)
         )
 
     def get_audit(self, audit_id: str) -> AuditResult:
@@ -258,3 +289,17 @@ class Client(BaseClient):
             if time.monotonic() > deadline:
                 raise ServiceError(0, f"job {job_id} still {current.state} after {timeout:.0f} s")
             self._sleep(poll)
+
+
+def sample_origin(drawn: Any) -> dict[str, Any]:
+    """The request's `sample` object for a `detectors.shard_sampling.ShardedSample`."""
+    return {
+        "corpus_size": int(drawn.corpus_size),
+        "corpus_size_exact": bool(drawn.corpus_size_exact),
+        "sampling": drawn.sampling,
+        "bytes_read": drawn.bytes_read,
+        "bytes_total": drawn.bytes_total,
+        "clusters": [int(c) for c in drawn.clusters],
+        "draws": int(drawn.n_draws),
+        "n_clusters": int(drawn.n_clusters),
+    }

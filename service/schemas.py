@@ -68,12 +68,25 @@ class TopUpSearch(Frozen):
     target: float
 
 
+class SamplingInfo(Frozen):
+    """How the audited sample was drawn and what it cost (absent from audits stored before)."""
+
+    method: Literal["full read", "two-stage"] = "full read"
+    corpus_size_exact: bool = True  # False: estimated from the bytes of the clusters read
+    bytes_read: int | None = None  # None: the documents came as texts, not files
+    bytes_total: int | None = None
+    draws: int = 0  # clusters drawn (two-stage)
+    clusters: int = 0  # clusters there were to draw from
+    design_effect: float = 1.0  # variance inflation of a mean over a simple random sample
+    effective_sample_size: float | None = None  # sample size / design effect
+
+
 class AuditResult(Frozen):
     id: str
     reference: str
     created: str
     model: str
-    corpus_size: int  # documents read from the input
+    corpus_size: int  # documents in the input (estimated if sampling.corpus_size_exact is False)
     sample_size: int  # documents audited (uniform sample when the input is larger)
     synthetic_fraction: SyntheticFraction | None  # None: estimator unavailable (see notes)
     tail_coverage: TailCoverage
@@ -85,6 +98,7 @@ class AuditResult(Frozen):
     top_up: TopUpSearch | None
     verdict: Verdict
     notes: tuple[str, ...] = ()
+    sampling: SamplingInfo | None = None  # None: an audit stored before sampling was reported
 
 
 class Job(Frozen):

@@ -40,6 +40,21 @@ class Settings(BaseSettings):
         ge=20,
         description="Candidates larger than this are audited on a uniform random sample.",
     )
+    full_read_bytes: int = Field(
+        default=256 * 2**20,
+        ge=0,
+        description="Candidates of at most this many bytes on disk are read whole for an exact "
+        "uniform sample; larger ones (a folder of shards, a big JSONL, Parquet, a datasets "
+        "folder) get a two-stage sample: byte blocks, row groups or record batches drawn by "
+        "size, documents within them, reading a sliver (the audit states the bytes read and the "
+        "design effect the clustering costs).",
+    )
+    sample_block_bytes: int = Field(
+        default=64 * 2**10,
+        ge=1024,
+        description="Bytes per block a two-stage sample cuts JSONL and line-text files into "
+        "(smaller: less clustering, more seeks).",
+    )
     synthetic_examples: Path | None = Field(
         default=None,
         description="JSONL of generated text (one object with a 'text' field per line, and "

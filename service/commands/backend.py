@@ -296,9 +296,22 @@ class RemoteBackend:
         stage: Callable[[str], Progress] | None = None,  # server-side steps: not reported
     ) -> AuditOutcome:
         self.client.reference(reference)  # unknown name: fail before reading the corpus
-        docs = list(texts)
-        result = self._finish(
-            self.client.audit(reference, docs, policy=policy, plan=plan), progress
-        )
+        if callable(getattr(texts, "sample", None)):
+            # Files: sampled here (two-stage when large) with this machine's settings; only the
+            # sample goes in the body, with the size of the corpus it came from.
+            settings = _core("service.settings").load_settings()
+            answer = self.client.audit_files(
+                reference,
+                texts,
+                audit_size=settings.audit_size,
+                full_read_bytes=settings.full_read_bytes,
+                block_bytes=settings.sample_block_bytes,
+                seed=settings.random_state,
+                policy=policy,
+                plan=plan,
+            )
+        else:
+            answer = self.client.audit(reference, list(texts), policy=policy, plan=plan)
+        result = self._finish(answer, progress)
         # The candidate's vectors stay on the server: no projection or top-up trajectory here.
         return AuditOutcome(result=result)

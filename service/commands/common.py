@@ -81,7 +81,19 @@ def open_corpus(
 
 
 def summarise_input(console: Console, reader: Any, what: str, *, quiet: bool) -> None:
-    if not quiet:
+    drawn = getattr(reader, "sampled", None)
+    if not quiet and drawn is not None:  # a two-stage sample: the corpus was not read through
+        from service.sampled import format_bytes
+
+        size = f"{drawn.corpus_size:,}" if drawn.corpus_size_exact else f"~{drawn.corpus_size:,}"
+        console.print(
+            f"{what}: {size} documents in {len(reader.files):,} file(s); two-stage sample of "
+            f"{len(drawn.texts):,} from {drawn.n_draws:,} draws, read "
+            f"{format_bytes(drawn.bytes_read)} of {format_bytes(drawn.bytes_total)} "
+            f"({drawn.bytes_read / drawn.bytes_total:.2%})",
+            highlight=False,
+        )
+    elif not quiet:
         skipped = f", {reader.n_empty:,} empty skipped" if reader.n_empty else ""
         console.print(
             f"{what}: {reader.n_documents:,} documents from {len(reader.files):,} file(s){skipped}",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from detectors.errors import InvalidInputError
+from detectors.shard_sampling import ShardedSample
 from service.api.deps import (
     EmbedderDep,
     EmbedderLoader,
@@ -39,6 +42,23 @@ router = APIRouter(
 )
 
 
+class SampleOrigin(BaseModel):
+    """Where `texts` came from when the client drew them as a sample (`audit --url`)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    corpus_size: int = Field(ge=1, description="Documents in the corpus the sample came from")
+    corpus_size_exact: bool = Field(default=True, description="False: an estimate")
+    sampling: Literal["full read", "two-stage"] = "full read"
+    bytes_read: int | None = Field(default=None, ge=0, description="Bytes the client read")
+    bytes_total: int | None = Field(default=None, ge=0, description="Bytes of the corpus")
+    clusters: list[int] | None = Field(
+        default=None, description="Per document, the draw it came from (two-stage)"
+    )
+    draws: int = Field(default=0, ge=0)
+    n_clusters: int = Field(default=0, ge=0, description="Clusters there were to draw from")
+
+
 class AuditRequest(BaseModel):
     model_config = ConfigDict(strict=True)
 
@@ -46,6 +66,11 @@ class AuditRequest(BaseModel):
     texts: list[Document] = Field(description="The candidate corpus", min_length=1)
     policy: Policy | None = Field(default=None, description="Default: the service's settings")
     plan: Plan | None = Field(default=None, description="The retraining plan to forecast")
+    sample: SampleOrigin | None = Field(
+        default=None,
+        description="Set when `texts` is a sample the client drew from a larger corpus: the "
+        "audit then reports that corpus's size and the bytes read, as a local audit does",
+    )
 
 
 async def _audit(
@@ -57,13 +82,14 @@ async def _audit(
     settings: Settings,
 ) -> AuditResult | Job:
     check_documents(request.texts, settings)
+    texts = sent_sample(request)
     store.reference_info(request.reference)  # an unknown reference is a 404 now, not in a job
 
     def work(progress: Progress | None = None) -> AuditResult:
         return run_audit(
             store,
             request.reference,
-            request.texts,
+            texts,
             embedder=loader.get(),
             settings=settings,
             policy=request.policy,
@@ -79,6 +105,35 @@ async def _audit(
         store=store,
         pool=pool,
         settings=settings,
+    )
+
+
+def sent_sample(request: AuditRequest) -> list[str] | ShardedSample:
+    """The texts, or the client's sample with the corpus it came from (422 if inconsistent)."""
+    origin = request.sample
+    if origin is None:
+        return request.texts
+    n = len(request.texts)
+    if origin.corpus_size < n:
+        raise InvalidInputError(
+            f"sample.corpus_size is {origin.corpus_size}, fewer than the {n} texts sent"
+        )
+    if origin.clusters is not None and len(origin.clusters) != n:
+        raise InvalidInputError(
+            f"sample.clusters has {len(origin.clusters)} entries for {n} texts: one per text"
+        )
+    if origin.clusters is None and origin.sampling == "two-stage":
+        raise InvalidInputError("a two-stage sample needs sample.clusters (one per text)")
+    return ShardedSample(
+        texts=request.texts,
+        corpus_size=origin.corpus_size,
+        corpus_size_exact=origin.corpus_size_exact,
+        bytes_read=origin.bytes_read,
+        bytes_total=origin.bytes_total,
+        clusters=np.asarray(origin.clusters if origin.clusters is not None else range(n)),
+        sampling=origin.sampling,
+        n_draws=origin.draws,
+        n_clusters=origin.n_clusters,
     )
 
 
