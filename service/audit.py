@@ -17,6 +17,7 @@ from detectors.coverage import coverage_report
 from detectors.embedding import validate_texts
 from detectors.errors import ReferenceMismatchError
 from detectors.reference import ReferenceCorpus
+from service.forecast_cache import human_run
 from service.policy import Policy, decide, early_verdict
 from service.sampled import (
     draw_sample,
@@ -35,6 +36,7 @@ from service.schemas import (
 from service.store import now
 from service.synthetic import estimate_synthetic, score_reference
 from simulations.forecast import Forecast, Plan, forecast, min_top_up
+from simulations.models.embedding import ProjectedReference
 
 if TYPE_CHECKING:
     from detectors.embedding import Embedder
@@ -106,12 +108,15 @@ def execute_audit(
         notes.append(missing)
     synthetic = widen_synthetic(synthetic, sampling.design_effect)
 
+    projected = ProjectedReference.build(reference, seed=seed)
     fc = forecast(
         reference,
         vectors,
         plan,
         random_state=seed,
         progress=stage("forecasting the plan") if stage else None,
+        projected=projected,
+        human=human_run(reference, info, plan, settings, projected),
     )
     relative = fc.relative_final()
     estimate = None if synthetic is None else synthetic.estimate
@@ -136,6 +141,7 @@ def execute_audit(
             max_beta=policy.max_top_up_fraction,
             random_state=seed,
             base=fc,
+            projected=projected,
             progress=stage("searching the smallest top-up") if stage else None,
         )
         top_up_forecast = found.forecast
@@ -251,7 +257,19 @@ def build_reference(
     info = store.create_reference(name, docs, vectors, reference)
     scoring = stage("scoring reference (SmolLM2)") if stage else None
     score_reference(store, info, settings, scoring, embedder=embedder)
+    prepare_forecasts(store, info, settings, reference)
     return info
+
+
+def prepare_forecasts(
+    store: Store, info: ReferenceInfo, settings: Settings, reference: ReferenceCorpus | None = None
+) -> None:
+    """Run and keep the default plan's human start, so the first audit against this reference
+    version does not (half a forecast; see `service.forecast_cache`)."""
+    if reference is None:
+        _, reference = store.load_reference(info.id)
+    seed = settings.random_state
+    human_run(reference, info, Plan(), settings, ProjectedReference.build(reference, seed=seed))
 
 
 def append_documents(
@@ -275,4 +293,5 @@ def append_documents(
     info = store.append_reference(name, docs, vectors)
     # the sample the curvature stage reads has changed, and so has the domain
     score_reference(store, info, settings, embedder=embedder)
+    prepare_forecasts(store, info, settings)
     return info

@@ -138,46 +138,10 @@ def forecast(
     start = time.perf_counter()
     cand = as_matrix(candidate, name="candidate vectors", dim=reference.dim_)
     proj = projected or ProjectedReference.build(reference, seed=random_state)
-    cand_p = proj.project(cand)
-    m = plan.samples
-
-    def run(initial: Callable[[int], np.ndarray]) -> dict[str, Trajectory]:
-        model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
-        # Row 0: the starting data itself, as audited, for every seed.
-        scored = [
-            model.score(initial(seed), np.random.default_rng(0)) for seed in range(plan.seeds)
-        ]
-        first = {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
-        record = run_seeds(
-            lambda: EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error),
-            seeds=plan.seeds,
-            generations=plan.generations - 1,
-            samples=m,
-            policy=plan.policy,
-            beta=plan.beta,
-            random_state=random_state,
-            initial=initial,
-            progress=progress,
-        )
-        return _trajectories(_with_start(first, record), EMBEDDING_DESCRIPTIONS)
-
-    def resample(points: np.ndarray, stream: int) -> Callable[[int], np.ndarray]:
-        """Seed s's generation-0 data: m points drawn from `points` (with replacement if short)."""
-
-        def draw(seed: int) -> np.ndarray:
-            rng = np.random.default_rng([random_state, seed, stream])
-            return points[rng.choice(len(points), m, replace=m > len(points))]
-
-        return draw
-
-    # One thread: the recursion's linear algebra is hundreds of 16x16 Cholesky solves and k-NN
-    # in 16 dimensions per generation, too small for BLAS or OpenMP threads, whose hand-offs
-    # dominated (a forecast plus top-up search took 4x as long on two busy cores, with
-    # identical numbers; benchmarks/audit_stages.py).
-    with threadpool_limits(limits=1):
-        trajectories = run(resample(cand_p, 7))
+    with threadpool_limits(limits=1):  # see _chains
+        trajectories = _chains(proj, proj.project(cand), plan, 7, random_state, progress, error)
         if human is None:
-            human = run(resample(proj.holdout, 11))
+            human = _chains(proj, proj.holdout, plan, 11, random_state, progress, error)
     return Forecast(
         plan=plan,
         method="embedding-gmm",
@@ -185,6 +149,62 @@ def forecast(
         human=human,
         elapsed_seconds=time.perf_counter() - start,
     )
+
+
+def human_start(
+    reference: ReferenceCorpus,
+    plan: Plan,
+    *,
+    random_state: int = 0,
+    projected: ProjectedReference | None = None,
+    error: RetrainingError = RETRAINING_ERROR,
+) -> dict[str, Trajectory]:
+    """The plan started from fresh human data (the reference's held-out part): the `human` of
+    every forecast of `plan` against this reference with this `random_state`, whatever the
+    candidate, so a caller may compute it once and pass it to `forecast(human=...)`."""
+    proj = projected or ProjectedReference.build(reference, seed=random_state)
+    with threadpool_limits(limits=1):  # see _chains
+        return _chains(proj, proj.holdout, plan, 11, random_state, None, error)
+
+
+def _chains(
+    proj: ProjectedReference,
+    points: np.ndarray,
+    plan: Plan,
+    stream: int,
+    random_state: int,
+    progress: ProgressCallback | None,
+    error: RetrainingError,
+) -> dict[str, Trajectory]:
+    """`plan.seeds` chains of the recursion, seed s starting from plan.samples points drawn from
+    `points` (with replacement if short) on random stream [random_state, s, stream].
+
+    Callers run this on one thread (threadpool_limits): the recursion's linear algebra is
+    hundreds of 16x16 Cholesky solves and k-NN in 16 dimensions per generation, too small for
+    BLAS or OpenMP threads, whose hand-offs dominated (a forecast plus top-up search took 4x as
+    long on two busy cores, with identical numbers; benchmarks/audit_stages.py)."""
+    m = plan.samples
+
+    def initial(seed: int) -> np.ndarray:
+        rng = np.random.default_rng([random_state, seed, stream])
+        return points[rng.choice(len(points), m, replace=m > len(points))]
+
+    model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
+    # Row 0: the starting data itself, as audited, for every seed.
+    scored = [model.score(initial(seed), np.random.default_rng(0)) for seed in range(plan.seeds)]
+    first = {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
+    record = run_seeds(
+        lambda: EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error),
+        seeds=plan.seeds,
+        generations=plan.generations - 1,
+        samples=m,
+        policy=plan.policy,
+        beta=plan.beta,
+        random_state=random_state,
+        initial=initial,
+        progress=progress,
+    )
+    return _trajectories(_with_start(first, record), EMBEDDING_DESCRIPTIONS)
 
 
 def min_top_up(
@@ -197,12 +217,14 @@ def min_top_up(
     random_state: int = 0,
     progress: ProgressCallback | None = None,
     base: Forecast | None = None,
+    projected: ProjectedReference | None = None,
     error: RetrainingError = RETRAINING_ERROR,
 ) -> TopUp:
     """Smallest keep-real beta whose embedding forecast ends with a mean tail coverage of at
     least `target` x that of fresh human data under the original plan. `base`, if given, is the
-    forecast of `plan` itself with the same `random_state` (saves running it again)."""
-    proj = ProjectedReference.build(reference, seed=random_state)
+    forecast of `plan` itself with the same `random_state` (saves running it again), and
+    `projected` the reference's projection it used (saves building it again)."""
+    proj = projected or ProjectedReference.build(reference, seed=random_state)
     if base is None or base.plan != plan:
         base = forecast(
             reference, candidate, plan, random_state=random_state, projected=proj, error=error

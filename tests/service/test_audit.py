@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import cast
 
@@ -114,6 +115,42 @@ def test_large_input_is_sampled_and_the_sample_size_stated(audit_env, corpus):
     assert any("sample of 300 of 400" in n for n in result.notes)
     assert result.verdict.decision in ("keep", "top-up", "reject")
     assert result.verdict.reasons and all(r.message for r in result.verdict.reasons)
+
+
+def test_the_forecasts_human_start_is_kept_per_reference_version(audit_env, corpus, monkeypatch):
+    """The build keeps the default plan's human start; an audit of another plan keeps its own;
+    a new process reads them instead of simulating again, with the same forecast as computing
+    it afresh; a damaged file is computed again."""
+    from service import forecast_cache
+    from simulations.forecast import forecast, human_start
+    from simulations.models.embedding import ProjectedReference
+
+    settings, store, embedder, info = audit_env
+    assert forecast_cache._path(info, Plan(), settings).is_file()  # made by `build_reference`
+    texts = corpus[1][:150]
+    first = execute_audit(store, "bbc", texts, embedder=embedder, settings=settings, plan=PLAN)
+    mine = forecast_cache._path(info, PLAN, settings)
+    assert mine.is_file()
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated the human start although the data directory keeps it")
+
+    monkeypatch.setattr(forecast_cache, "human_start", no_simulation)
+    again = execute_audit(store, "bbc", texts, embedder=embedder, settings=settings, plan=PLAN)
+    assert again.result.forecast.human == first.result.forecast.human
+    assert again.result.forecast.trajectories == first.result.forecast.trajectories
+    # ... and it is the forecast computed from scratch, human start included.
+    _, reference = store.load_reference("bbc")
+    seed = settings.random_state
+    fresh = forecast(reference, embedder.embed(texts).vectors, PLAN, random_state=seed)
+    assert again.result.forecast.human == fresh.human
+    assert again.result.forecast.trajectories == fresh.trajectories
+
+    mine.write_text("{not json")
+    monkeypatch.setattr(forecast_cache, "human_start", human_start)
+    projected = ProjectedReference.build(reference, seed=seed)
+    assert forecast_cache.human_run(reference, info, PLAN, settings, projected) == fresh.human
+    assert json.loads(mine.read_text()).keys() == fresh.human.keys()
 
 
 def test_bad_input_is_explained_and_nothing_is_lost(audit_env):
