@@ -257,19 +257,7 @@ def build_reference(
     info = store.create_reference(name, docs, vectors, reference)
     scoring = stage("scoring reference (SmolLM2)") if stage else None
     score_reference(store, info, settings, scoring, embedder=embedder)
-    prepare_forecasts(store, info, settings, reference)
     return info
-
-
-def prepare_forecasts(
-    store: Store, info: ReferenceInfo, settings: Settings, reference: ReferenceCorpus | None = None
-) -> None:
-    """Run and keep the default plan's human start, so the first audit against this reference
-    version does not (half a forecast; see `service.forecast_cache`)."""
-    if reference is None:
-        _, reference = store.load_reference(info.id)
-    seed = settings.random_state
-    human_run(reference, info, Plan(), settings, ProjectedReference.build(reference, seed=seed))
 
 
 def append_documents(
@@ -293,5 +281,4 @@ def append_documents(
     info = store.append_reference(name, docs, vectors)
     # the sample the curvature stage reads has changed, and so has the domain
     score_reference(store, info, settings, embedder=embedder)
-    prepare_forecasts(store, info, settings)
     return info

@@ -4,8 +4,8 @@ Every forecast compares the candidate with the same plan started from fresh huma
 reference's held-out part) under the same seeds (`simulations.forecast.human_start`). For one
 reference version, plan, seed and retraining error that run is the same for every audit, and it
 is half of a forecast's cost; a pipeline auditing shard after shard, one process per shard,
-would pay it every time. So it is computed once (at `reference build` for the default plan, or
-at the first audit of another plan) and read afterwards. The key includes the source of the
+would pay it every time. So the first audit of a plan against a reference version computes it
+and keeps it, and later audits (in any process) read it. The key includes the source of the
 simulator and of the metrics it scores with, so a changed forecast never reads an old run; a
 damaged file is a cache miss (computed again and replaced).
 """

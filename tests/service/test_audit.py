@@ -118,15 +118,13 @@ def test_large_input_is_sampled_and_the_sample_size_stated(audit_env, corpus):
 
 
 def test_the_forecasts_human_start_is_kept_per_reference_version(audit_env, corpus, monkeypatch):
-    """The build keeps the default plan's human start; an audit of another plan keeps its own;
-    a new process reads them instead of simulating again, with the same forecast as computing
-    it afresh; a damaged file is computed again."""
+    """An audit keeps its plan's human start; a new process reads it instead of simulating
+    again, with the same forecast as computing it afresh; a damaged file is computed again."""
     from service import forecast_cache
     from simulations.forecast import forecast, human_start
     from simulations.models.embedding import ProjectedReference
 
     settings, store, embedder, info = audit_env
-    assert forecast_cache._path(info, Plan(), settings).is_file()  # made by `build_reference`
     texts = corpus[1][:150]
     first = execute_audit(store, "bbc", texts, embedder=embedder, settings=settings, plan=PLAN)
     mine = forecast_cache._path(info, PLAN, settings)
