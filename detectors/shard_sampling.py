@@ -163,7 +163,7 @@ def two_stage_sample(
     size: int,
     rng: np.random.Generator,
     *,
-    block_bytes: int = 64 * 1024,
+    block_bytes: int = 16 * 1024,
     per_draw_rows: int = PER_DRAW_ROWS,
     read_budget: int = READ_BUDGET,
     keep_rate: float = KEEP_RATE,

@@ -229,7 +229,7 @@ class Client(BaseClient):
         *,
         audit_size: int = 5000,
         full_read_bytes: int = 256 * 2**20,
-        block_bytes: int = 64 * 2**10,
+        block_bytes: int = 16 * 2**10,
         seed: int = 0,
         policy: Policy | None = None,
         plan: Plan | None = None,

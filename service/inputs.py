@@ -473,7 +473,7 @@ class CorpusReader:
         rng: np.random.Generator,
         *,
         full_read_bytes: int,
-        block_bytes: int = 64 * 1024,
+        block_bytes: int = 16 * 1024,
     ) -> ShardedSample:
         """A uniform sample of about `size` documents: by reading everything (reservoir) when
         the input holds at most `full_read_bytes`, else two-stage (`detectors.shard_sampling`).

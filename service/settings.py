@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         "design effect the clustering costs).",
     )
     sample_block_bytes: int = Field(
-        default=64 * 2**10,
+        default=16 * 2**10,
         ge=1024,
         description="Bytes per block a two-stage sample cuts JSONL and line-text files into "
         "(smaller: less clustering, more seeks).",
