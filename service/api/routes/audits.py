@@ -42,21 +42,32 @@ router = APIRouter(
 )
 
 
+MAX_COUNT = 2**62  # documents, bytes, draws: beyond any corpus, within a 64-bit integer
+
+
 class SampleOrigin(BaseModel):
     """Where `texts` came from when the client drew them as a sample (`audit --url`)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    corpus_size: int = Field(ge=1, description="Documents in the corpus the sample came from")
+    corpus_size: int = Field(
+        ge=1, le=MAX_COUNT, description="Documents in the corpus the sample came from"
+    )
     corpus_size_exact: bool = Field(default=True, description="False: an estimate")
     sampling: Literal["full read", "two-stage"] = "full read"
-    bytes_read: int | None = Field(default=None, ge=0, description="Bytes the client read")
-    bytes_total: int | None = Field(default=None, ge=0, description="Bytes of the corpus")
-    clusters: list[int] | None = Field(
+    bytes_read: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description="Bytes the client read"
+    )
+    bytes_total: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description="Bytes of the corpus"
+    )
+    clusters: list[Annotated[int, Field(ge=0, le=MAX_COUNT)]] | None = Field(
         default=None, description="Per document, the draw it came from (two-stage)"
     )
-    draws: int = Field(default=0, ge=0)
-    n_clusters: int = Field(default=0, ge=0, description="Clusters there were to draw from")
+    draws: int = Field(default=0, ge=0, le=MAX_COUNT)
+    n_clusters: int = Field(
+        default=0, ge=0, le=MAX_COUNT, description="Clusters there were to draw from"
+    )
 
 
 class AuditRequest(BaseModel):
