@@ -23,7 +23,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from detectors.errors import InsufficientDataError, InvalidInputError
-from detectors.index import as_matrix, ball_membership, build_index, knn_radii, resolve_kind
+from detectors.index import (
+    Search,
+    as_matrix,
+    ball_membership,
+    build_index,
+    knn_radii,
+    local_search,
+    resolve_kind,
+)
 from detectors.modes import mode_table
 from detectors.results import PRDC, CoverageReport, MetricComparison
 
@@ -41,12 +49,14 @@ def memberships(
     *,
     k: int,
     index: str,
+    search: Search = local_search,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """The two membership matrices B (real x fake) and R (fake x real) described above."""
+    """The two membership matrices B (real x fake) and R (fake x real) described above.
+    `search` runs the FAISS searches (local, or `RaySearch` on a cluster: the same matrices)."""
     fake_index = build_index(fake, resolve_kind(index, len(fake)))  # type: ignore[arg-type]
-    fake_radii = knn_radii(fake_index, fake, k)
-    real_hits = ball_membership(fake_index, fake, real, real_radii)
-    fake_hits = ball_membership(real_index, real, fake, fake_radii)
+    fake_radii = knn_radii(fake_index, fake, k, search=search)
+    real_hits = ball_membership(fake_index, fake, real, real_radii, search=search)
+    fake_hits = ball_membership(real_index, real, fake, fake_radii, search=search)
     return real_hits, fake_hits
 
 
@@ -163,12 +173,13 @@ def coverage_report(
     n_bootstrap: int = 200,
     level: float = 0.9,
     random_state: int | np.random.Generator | None = 0,
+    search: Search = local_search,
 ) -> CoverageReport:
     """Coverage of `candidate` against a fitted reference, each figure beside a human baseline.
 
     If the candidate has more vectors than the reference's held-out part, a uniform random sample of
     the held-out size is used (stated as `sample_size`), so candidate and baseline are compared at
-    the same size.
+    the same size. `search` runs the k-NN searches (`RaySearch`: on a Ray cluster, same report).
     """
     if not 0 < level < 1:
         raise InvalidInputError(f"level must be between 0 and 1, got {level}")
@@ -194,8 +205,8 @@ def coverage_report(
         reference.tail_mask_,
     )
     kind = reference.index_kind_
-    cand_hits = memberships(real, real_index, radii, cand_sample, k=k, index=kind)
-    base_hits = memberships(real, real_index, radii, base_sample, k=k, index=kind)
+    cand_hits = memberships(real, real_index, radii, cand_sample, k=k, index=kind, search=search)
+    base_hits = memberships(real, real_index, radii, base_sample, k=k, index=kind, search=search)
     cand_prdc = prdc_from_memberships(*cand_hits, k=k, tail_mask=tail)
     base_prdc = prdc_from_memberships(*base_hits, k=k, tail_mask=tail)
 

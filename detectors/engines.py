@@ -177,6 +177,12 @@ class RayEmbedder:
             ]
         return _POOLS[key]
 
+    def neighbour_search(self) -> Any:
+        """A `RaySearch` on the same cluster: the audit's k-NN scoring through Ray actors."""
+        from detectors.ray_search import RaySearch
+
+        return RaySearch()
+
     def close(self) -> None:
         """Stop this configuration's actors and free their CPUs (the next call starts new ones)."""
         for actor in _POOLS.pop(self._pool_key(), []):

@@ -13,7 +13,7 @@ neighbour is still inside their ball, so the cost follows how many points really
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import faiss
@@ -110,12 +110,19 @@ def build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
     return index
 
 
-def _search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def local_search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's own search in this process: float32 squared distances and ids [n, k] (-1 where an
+    approximate index found fewer). Every search below goes through a `Search` of this contract,
+    so another engine (`detectors.ray_search.RaySearch`) can run it elsewhere."""
     if isinstance(index, faiss.IndexHNSWFlat):
         # HNSW returns at most efSearch useful neighbours; widen the beam when asking for more.
         params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]
         return index.search(queries, k, params=params)
     return index.search(queries, k)
+
+
+Search = Callable[[faiss.Index, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+_search = local_search  # the old private name
 
 
 def _rounding(dim: int) -> float:
@@ -154,7 +161,12 @@ def exact_sq_distances(queries: np.ndarray, data: np.ndarray, ids: np.ndarray) -
 
 
 def knn(
-    index: faiss.Index, data: np.ndarray, queries: np.ndarray, k: int
+    index: faiss.Index,
+    data: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    search: Search = local_search,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest indexed points of each query, sorted, with float64-exact Euclidean distances."""
     k = min(k, index.ntotal)
@@ -165,7 +177,7 @@ def knn(
     block = max(1, _pairs_per_block(data.shape[1]) // k_search)
     for start in range(0, len(queries), block):
         q = queries[start : start + block]
-        _, ids = _search(index, q, k_search)
+        _, ids = search(index, q, k_search)
         d2 = exact_sq_distances(q, data, ids)
         # Ties (duplicate documents) in id order: FAISS's own order of ties depends on threads.
         order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), d2), axis=1)[:, :k]
@@ -174,7 +186,9 @@ def knn(
     return out_d, out_i
 
 
-def knn_radii(index: faiss.Index, data: np.ndarray, k: int) -> np.ndarray:
+def knn_radii(
+    index: faiss.Index, data: np.ndarray, k: int, *, search: Search = local_search
+) -> np.ndarray:
     """Distance from each indexed point to its k-th nearest other point (prdc's radius).
 
     The point itself is among its neighbours at distance 0, so this is the (k+1)-th smallest
@@ -194,7 +208,7 @@ def knn_radii(index: faiss.Index, data: np.ndarray, k: int) -> np.ndarray:
     block = max(1, _pairs_per_block(data.shape[1]) // k_search)
     for start in range(0, n, block):
         q = data[start : start + block]
-        d32, ids = _search(index, q, k_search)
+        d32, ids = search(index, q, k_search)
         d32 = d32.astype(np.float64)
         d32[ids < 0] = np.inf
         d32.sort(axis=1)  # approximate indexes may return slightly unsorted lists
@@ -211,7 +225,12 @@ def knn_radii(index: faiss.Index, data: np.ndarray, k: int) -> np.ndarray:
 
 
 def _ball_blocks(
-    index: faiss.Index, data: np.ndarray, queries: np.ndarray, radii: np.ndarray, k0: int
+    index: faiss.Index,
+    data: np.ndarray,
+    queries: np.ndarray,
+    radii: np.ndarray,
+    k0: int,
+    search: Search,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (query ids, indexed ids) of every pair with distance < the query's radius.
 
@@ -231,7 +250,7 @@ def _ball_blocks(
         block = max(1, _pairs_per_block(data.shape[1]) // k)
         for start in range(0, len(pending), block):
             rows = pending[start : start + block]
-            d_approx, ids = _search(index, queries[rows], k)
+            d_approx, ids = search(index, queries[rows], k)
             r = radii[rows]
             # The ball may reach past the k-th neighbour: search again with a wider k.
             beyond = np.sqrt(np.maximum(d_approx[:, -1], 0.0)) > r * (1 + _SLACK) + _SLACK
@@ -282,6 +301,7 @@ def ball_membership(
     radii: np.ndarray,
     *,
     k0: int = 16,
+    search: Search = local_search,
 ) -> sp.csr_matrix:
     """Sparse boolean [n_queries, n_indexed]: entry (q, j) is set iff ||q - x_j|| < radii[q].
 
@@ -292,7 +312,9 @@ def ball_membership(
         raise InvalidInputError("one radius per query is required")
     q_parts: list[np.ndarray] = []
     j_parts: list[np.ndarray] = []
-    for qi, ji in _ball_blocks(index, data, queries, np.asarray(radii, dtype=np.float64), k0):
+    for qi, ji in _ball_blocks(
+        index, data, queries, np.asarray(radii, dtype=np.float64), k0, search
+    ):
         q_parts.append(qi)
         j_parts.append(ji)
     rows = np.concatenate(q_parts) if q_parts else np.empty(0, dtype=np.int64)

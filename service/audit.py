@@ -16,6 +16,7 @@ import numpy as np
 from detectors.coverage import coverage_report
 from detectors.embedding import validate_texts
 from detectors.errors import ReferenceMismatchError
+from detectors.index import local_search
 from detectors.reference import ReferenceCorpus
 from service.forecast_cache import human_run
 from service.policy import Policy, decide, early_verdict
@@ -94,7 +95,10 @@ def execute_audit(
     sampling = sampling_info(drawn, vectors)
     if note := sampling_note(sampling, len(sample), corpus_size):
         notes.insert(0, note)
-    cov = coverage_report(reference, vectors, random_state=seed)
+    # The Ray engine scores on the cluster too (`RaySearch`: the same report, searched there).
+    neighbour_search = getattr(embedder, "neighbour_search", None)
+    search = neighbour_search() if neighbour_search is not None else local_search
+    cov = coverage_report(reference, vectors, random_state=seed, search=search)
     synthetic, missing = estimate_synthetic(
         store,
         info,

@@ -18,6 +18,7 @@ import pytest
 from detectors.embedding import Embedder
 from detectors.engines import INSTALL_HINT, RayEmbedder, get_engine, ray_neighbours
 from detectors.errors import InvalidInputError
+from detectors.ray_search import RaySearch
 from detectors.reference import ReferenceCorpus
 from service.commands.backend import LocalBackend, parse_plan
 
@@ -112,6 +113,23 @@ def test_ray_neighbours_equal_local_faiss_search(ray_local, bbc_sample_vectors, 
     assert_same(ray_neighbours(reference.index_, few, 3), want)
 
 
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_coverage_scored_through_ray_equals_local(ray_local, bbc_sample_vectors, kind):
+    """Every k-NN search of a coverage report on Ray actors: the same report, figure for figure
+    (the float64 boundary checks stay in the driver)."""
+    from detectors.coverage import coverage_report
+
+    reference = ReferenceCorpus(k=5, index=kind).fit(bbc_sample_vectors[:700])
+    candidate = bbc_sample_vectors[700:900]
+    search = RaySearch(actors=2)
+    before = search.blocks_searched()
+    got = coverage_report(reference, candidate, random_state=3, search=search)
+    assert got == coverage_report(reference, candidate, random_state=3)
+    assert search.blocks_searched() > before  # it did run there
+    with pytest.raises(InvalidInputError, match="actors must be at least 1"):
+        RaySearch(actors=0)
+
+
 def test_unknown_engine_and_bad_arguments(ray_local, bbc_sample_vectors):
     with pytest.raises(InvalidInputError, match="unknown engine 'spark': choose local or ray"):
         get_engine("spark")
@@ -193,6 +211,8 @@ def test_audit_with_the_ray_engine_equals_local(ray_local, bbc_docs, tmp_path, m
         for volatile in ("id", "created", "reference"):
             result.pop(volatile)
         result["forecast"].pop("elapsed_seconds")
+    # The Ray audit's k-NN scoring ran on the search actors (the same pool for the process).
+    assert RaySearch().blocks_searched() > 0
     local, ray = results["local"], results["ray"]
     assert ray["corpus_size"] == 100 and ray["synthetic_fraction"] is not None
     assert "86 documents were longer than the model window" in " ".join(ray["notes"])
