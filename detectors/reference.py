@@ -6,11 +6,17 @@ with sample size and a raw figure means little on its own.
 
 Radii, tail labels and modes depend on the whole indexed set, so `append` only adds to the index
 (no rebuild) and marks them stale; they are recomputed the next time they are read.
+
+On disk (format 2) the vectors, held-out vectors and snippets are kept in parts, one per `fit` or
+`append`: a save after an append hard-links the parts the previous version already holds and
+writes only the new one (plus radii, meta and, for an approximate index, the index). Format 1
+(one file each) still loads; its content becomes part 0.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -42,7 +48,8 @@ if TYPE_CHECKING:
 
     from detectors.embedding import Embedder, ProgressCallback
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 SNIPPET_CHARS = 160
 
 
@@ -76,6 +83,7 @@ class ReferenceCorpus:
         self.n_modes = n_modes
         self.model = model
         self.random_state = random_state
+        self._saved_in: tuple[Path, int] | None = None
         self._cache: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ building
@@ -108,6 +116,8 @@ class ReferenceCorpus:
         self.index_kind_ = resolve_kind(self.index, len(core), self.exact_threshold)
         self.index_ = build_index(core, self.index_kind_)
         self.n_appends_ = 0
+        self.parts_: list[tuple[int, int]] = [(len(core), len(holdout))]  # (indexed, held out)
+        self._saved_in = None  # (a folder, how many of our parts it holds): none yet
         self.created_ = datetime.now(UTC).isoformat(timespec="seconds")
         self._cache = {}
         return self
@@ -132,6 +142,7 @@ class ReferenceCorpus:
         self.holdout_ = np.vstack([self.holdout_, holdout])
         if self.snippets_ is not None and core_texts is not None:
             self.snippets_.extend(core_texts)
+        self.parts_.append((len(core), len(holdout)))
         self._cache = {}
         return self
 
@@ -220,25 +231,40 @@ class ReferenceCorpus:
             "n_indexed": len(self.vectors_),
             "n_holdout": len(self.holdout_),
             "n_appends": self.n_appends_,
+            "parts": [list(part) for part in self.parts_],
             "created": self.created_,
         }
 
     def save(self, path: str | Path) -> None:
-        """Write to `path` atomically: readers see the old version or this one, never a mix."""
+        """Write to `path` atomically: readers see the old version or this one, never a mix.
+
+        Parts already in the folder this reference was loaded from (or last saved to) are
+        hard-linked, not written again: after an append only the new part is written."""
         meta = self.meta()
         radii = self.radii_  # computed now so that load() is cheap
+        saved_in = self._saved_in
 
         def write(folder: Path) -> None:
-            np.save(folder / "vectors.npy", self.vectors_)
-            np.save(folder / "holdout.npy", self.holdout_)
+            core_at = np.cumsum([0] + [n for n, _ in self.parts_])
+            hold_at = np.cumsum([0] + [n for _, n in self.parts_])
+            for i in range(len(self.parts_)):
+                names = _part_names(i)
+                if saved_in is not None and i < saved_in[1]:
+                    old = _stored_part_names(saved_in[0], i)
+                    if _link_all(saved_in[0], old, folder, names, self.snippets_ is not None):
+                        continue
+                core = slice(core_at[i], core_at[i + 1])
+                np.save(folder / names["vectors"], self.vectors_[core])
+                np.save(folder / names["holdout"], self.holdout_[hold_at[i] : hold_at[i + 1]])
+                if self.snippets_ is not None:
+                    (folder / names["snippets"]).write_text(json.dumps(self.snippets_[core]))
             np.save(folder / "radii.npy", radii)
-            if self.index_kind_ != "exact":  # a flat index is rebuilt from vectors.npy in ms
+            if self.index_kind_ != "exact":  # a flat index is rebuilt from the vectors in ms
                 faiss.write_index(self.index_, str(folder / "index.faiss"))
-            if self.snippets_ is not None:
-                (folder / "snippets.json").write_text(json.dumps(self.snippets_))
             (folder / "meta.json").write_text(json.dumps(meta, indent=2))
 
         write_dir_atomic(path, write)
+        self._saved_in = (resolve_dir(path), len(self.parts_))
 
     @classmethod
     def load(
@@ -251,10 +277,10 @@ class ReferenceCorpus:
             raise CorruptReferenceError(f"no reference at {path} (meta.json missing)")
         try:
             meta = json.loads(meta_file.read_text())
-            if meta.get("format_version") != FORMAT_VERSION:
+            if meta.get("format_version") not in READABLE_FORMATS:
                 raise CorruptReferenceError(
                     f"reference at {path} has format {meta.get('format_version')}, "
-                    f"this version reads {FORMAT_VERSION}: rebuild it"
+                    f"this version reads {', '.join(map(str, READABLE_FORMATS))}: rebuild it"
                 )
             if model is not None and meta["model"] != model:
                 raise ReferenceMismatchError(
@@ -275,8 +301,11 @@ class ReferenceCorpus:
                 model=meta["model"],
                 random_state=meta["random_state"],
             )
-            vectors = np.load(folder / "vectors.npy")
-            holdout = np.load(folder / "holdout.npy")
+            # Format 1 kept everything in one file each: that is part 0.
+            parts = [tuple(p) for p in meta.get("parts", [[meta["n_indexed"], meta["n_holdout"]]])]
+            names = [_stored_part_names(folder, i) for i in range(len(parts))]
+            vectors = _load_parts(folder, [n["vectors"] for n in names], meta["dim"])
+            holdout = _load_parts(folder, [n["holdout"] for n in names], meta["dim"])
             radii = np.load(folder / "radii.npy")
             kind = meta["index_kind"]
             index = (
@@ -284,9 +313,12 @@ class ReferenceCorpus:
                 if kind == "exact"
                 else faiss.read_index(str(folder / "index.faiss"))
             )
-            snippets_file = folder / "snippets.json"
-            snippets = json.loads(snippets_file.read_text()) if snippets_file.is_file() else None
-        except (OSError, ValueError, KeyError) as exc:
+            snippets: list[str] | None = None
+            if (folder / names[0]["snippets"]).is_file():
+                snippets = []
+                for part in names:
+                    snippets.extend(json.loads((folder / part["snippets"]).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptReferenceError(f"reference at {path} is unreadable: {exc}") from exc
         if not (
             vectors.shape == (meta["n_indexed"], meta["dim"])
@@ -294,13 +326,62 @@ class ReferenceCorpus:
             and radii.shape == (meta["n_indexed"],)
             and index.ntotal == meta["n_indexed"]
             and (snippets is None or len(snippets) == meta["n_indexed"])
+            and sum(n for n, _ in parts) == meta["n_indexed"]
+            and sum(n for _, n in parts) == meta["n_holdout"]
         ):
             raise CorruptReferenceError(f"reference at {path}: files disagree with meta.json")
         ref.dim_, ref.vectors_, ref.holdout_, ref.index_ = meta["dim"], vectors, holdout, index
         ref.index_kind_, ref.n_appends_, ref.created_ = kind, meta["n_appends"], meta["created"]
         ref.snippets_ = snippets
+        ref.parts_ = [(int(a), int(b)) for a, b in parts]
+        ref._saved_in = (folder, len(parts))
         ref._cache = {"radii": radii}
         return ref
+
+
+def _part_names(i: int) -> dict[str, str]:
+    """File names of part `i` in format 2."""
+    return {
+        "vectors": f"vectors-{i:04d}.npy",
+        "holdout": f"holdout-{i:04d}.npy",
+        "snippets": f"snippets-{i:04d}.json",
+    }
+
+
+def _stored_part_names(folder: Path, i: int) -> dict[str, str]:
+    """File names of part `i` in a saved folder: format 1 holds one part, in unnumbered files."""
+    if i == 0 and (folder / "vectors.npy").is_file():
+        return {"vectors": "vectors.npy", "holdout": "holdout.npy", "snippets": "snippets.json"}
+    return _part_names(i)
+
+
+def _link_all(
+    source: Path, old: dict[str, str], folder: Path, new: dict[str, str], snippets: bool
+) -> bool:
+    """Hard-link a stored part into `folder` (no bytes copied); False if it cannot be (the old
+    folder is gone, or the file system has no hard links): the caller writes it instead."""
+    keys = ["vectors", "holdout"] + (["snippets"] if snippets else [])
+    try:
+        for key in keys:
+            os.link(source / old[key], folder / new[key])
+    except OSError:
+        for key in keys:
+            (folder / new[key]).unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _load_parts(folder: Path, names: list[str], dim: int) -> np.ndarray:
+    """The parts' rows in one array, filled in place (no second copy of all of them)."""
+    arrays = [np.load(folder / name, mmap_mode="r") for name in names]
+    out = np.empty((sum(len(a) for a in arrays), dim), dtype=np.float32)
+    at = 0
+    for array in arrays:
+        if array.ndim != 2 or array.shape[1] != dim:
+            raise ValueError(f"a part has shape {array.shape}, expected (n, {dim})")
+        out[at : at + len(array)] = array
+        at += len(array)
+    return out
 
 
 def _check_texts(texts: Sequence[str] | None, n: int) -> None:

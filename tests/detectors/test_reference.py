@@ -111,6 +111,54 @@ def test_resave_replaces_atomically_and_cleans_up(tmp_path, vectors):
     assert len(hidden) == 1  # the previous version is gone
 
 
+def test_save_after_append_writes_only_the_new_part(tmp_path, vectors):
+    texts = [f"document {i}" for i in range(len(vectors))]
+    ReferenceCorpus().fit(vectors[:600], texts=texts[:600]).save(tmp_path / "ref")
+    first = {p.name: p.stat().st_ino for p in (tmp_path / "ref").resolve().iterdir()}
+    ref = ReferenceCorpus.load(tmp_path / "ref")
+    ref.append(vectors[600:], texts=texts[600:])
+    ref.save(tmp_path / "ref")
+    folder = (tmp_path / "ref").resolve()
+    for name in ("vectors-0000.npy", "holdout-0000.npy", "snippets-0000.json"):
+        assert (folder / name).stat().st_ino == first[name]  # linked: not written again
+    assert (folder / "vectors-0001.npy").stat().st_ino not in first.values()
+    loaded = ReferenceCorpus.load(tmp_path / "ref")
+    np.testing.assert_array_equal(loaded.vectors_, ref.vectors_)
+    np.testing.assert_array_equal(loaded.holdout_, ref.holdout_)
+    assert loaded.snippets_ == ref.snippets_ and loaded.parts_ == ref.parts_ and len(loaded) == 1000
+
+
+def test_format_1_folder_still_loads_and_appends(tmp_path, vectors):
+    """A reference saved before parts existed (one vectors.npy, holdout.npy, snippets.json)."""
+    import json
+
+    from detectors.storage import write_dir_atomic
+
+    texts = [f"document {i}" for i in range(len(vectors))]
+    ref = ReferenceCorpus().fit(vectors[:600], texts=texts[:600])
+    meta = {k: v for k, v in ref.meta().items() if k != "parts"} | {"format_version": 1}
+
+    def write_v1(folder):
+        np.save(folder / "vectors.npy", ref.vectors_)
+        np.save(folder / "holdout.npy", ref.holdout_)
+        np.save(folder / "radii.npy", ref.radii_)
+        (folder / "snippets.json").write_text(json.dumps(ref.snippets_))
+        (folder / "meta.json").write_text(json.dumps(meta))
+
+    write_dir_atomic(tmp_path / "ref", write_v1)
+    old_vectors = (tmp_path / "ref").resolve() / "vectors.npy"
+    inode = old_vectors.stat().st_ino
+    loaded = ReferenceCorpus.load(tmp_path / "ref")
+    np.testing.assert_array_equal(loaded.vectors_, ref.vectors_)
+    assert loaded.snippets_ == ref.snippets_ and loaded.parts_ == ref.parts_
+    loaded.append(vectors[600:], texts=texts[600:])
+    loaded.save(tmp_path / "ref")  # now format 2; the old file becomes part 0 by a link
+    assert ((tmp_path / "ref").resolve() / "vectors-0000.npy").stat().st_ino == inode
+    again = ReferenceCorpus.load(tmp_path / "ref")
+    assert again.meta()["format_version"] == 2 and len(again) == 1000
+    np.testing.assert_array_equal(again.vectors_, loaded.vectors_)
+
+
 def test_kill_during_save_leaves_previous_version_loadable(tmp_path, vectors):
     ref = ReferenceCorpus().fit(vectors[:300])
     ref.save(tmp_path / "ref")
