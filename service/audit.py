@@ -18,6 +18,7 @@ from detectors.embedding import validate_texts
 from detectors.errors import ReferenceMismatchError
 from detectors.index import local_search
 from detectors.reference import ReferenceCorpus
+from service.building import CHUNK_DOCUMENTS, build_staged
 from service.forecast_cache import human_run
 from service.policy import Policy, decide, early_verdict
 from service.sampled import (
@@ -246,22 +247,33 @@ def build_reference(
     settings: Settings,
     progress: Progress | None = None,
     stage: Callable[[str], Progress] | None = None,
+    chunk_documents: int = CHUNK_DOCUMENTS,
+    resume: bool = False,
+    restart: bool = False,
+    keep_input_for_job: str | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> ReferenceInfo:
-    """Embed `texts`, fit a reference (holdout and tail settings from `settings`) and store it;
-    then score a sample of it with the language model (`score_reference`), so that the first
-    audit against it does not. `stage(label)` gives a progress callback for that step."""
-    docs = validate_texts(list(texts))
-    vectors = embedder.embed(docs, progress=progress).vectors
-    reference = ReferenceCorpus(
-        holdout_fraction=settings.holdout_fraction,
-        tail_quantile=settings.tail_quantile,
-        model=embedder.model_name,
-        random_state=settings.random_state,
-    ).fit(vectors, texts=docs)
-    info = store.create_reference(name, docs, vectors, reference)
+    """Embed `texts` (a stream: chunk by chunk, each staged on disk, so a killed build resumes
+    with `resume=True`; see `service.building`), fit a reference (holdout and tail settings from
+    `settings`) and store it; then score a sample of it with the language model
+    (`score_reference`), so that the first audit against it does not. `stage(label)` gives a
+    progress callback for that step; `notice(line)` hears what a resume kept."""
+    built = build_staged(
+        store,
+        name,
+        texts,
+        embedder=embedder,
+        settings=settings,
+        chunk_documents=chunk_documents,
+        resume=resume,
+        restart=restart,
+        keep_input_for_job=keep_input_for_job,
+        progress=progress,
+        notice=notice,
+    )
     scoring = stage("scoring reference (SmolLM2)") if stage else None
-    score_reference(store, info, settings, scoring, embedder=embedder)
-    return info
+    score_reference(store, built.info, settings, scoring, embedder=embedder)
+    return built.info
 
 
 def append_documents(

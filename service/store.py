@@ -1,8 +1,15 @@
 """Persistence with no server to install: SQLite metadata plus one folder per reference.
 
-A reference is written in this order: its texts file and its folder (each atomically replaced),
-then its row, in one SQLite transaction. A crash before the commit leaves files no row points to,
-which `Store` removes when it opens: a reference is whole or absent, never half there.
+A reference is written in this order: its data folder `<id>.data` (texts and their vectors in
+input order, in parts `texts-00000.jsonl` + `vectors-00000.npy`, ...; published by renaming a
+complete temporary folder), its `ReferenceCorpus` folder (atomically replaced), then its row, in
+one SQLite transaction. A crash before the commit leaves files no row points to, which `Store`
+removes when it opens: a reference is whole or absent, never half there.
+
+An append writes a new version under a new id whose data folder hard-links the old parts and adds
+one new part: texts and vectors already stored are never written again. References stored before
+parts existed (`<id>.texts.jsonl` + `<id>.vectors.npy`) still read, and their files become part 0
+of the next version when appended to.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +60,52 @@ CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created TEXT NOT NULL, job
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"  # reference names (also the REST schema's pattern)
 
 
+@dataclass(frozen=True)
+class PartFiles:
+    """One part of a reference's documents: a JSONL of texts and the .npy of their vectors."""
+
+    texts: Path
+    vectors: Path
+    n_documents: int
+
+
+def part_names(i: int) -> tuple[str, str]:
+    """File names of part `i` (texts, vectors), in a data folder and in a build's staging."""
+    return f"texts-{i:05d}.jsonl", f"vectors-{i:05d}.npy"
+
+
+def write_texts(path: Path, texts: Iterable[str]) -> int:
+    """Write `texts` as JSONL to `path` through a temporary file, fsynced then renamed (a crash
+    leaves the old file or the whole new one). Returns how many were written."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for text in texts:
+            fh.write(json.dumps(text) + "\n")
+            n += 1
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return n
+
+
+def write_vectors(path: Path, vectors: np.ndarray) -> None:
+    """`np.save` through a temporary file, fsynced then renamed."""
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.npy")
+    with open(tmp, "wb") as fh:
+        np.save(fh, vectors)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_texts(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -72,6 +126,12 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def ping(self) -> bool:
         """Whether the database answers (readiness)."""
         try:
@@ -84,15 +144,28 @@ class Store:
     def _folder(self, ref_id: str) -> Path:
         return self.root / "references" / ref_id
 
-    def _texts_file(self, ref_id: str) -> Path:
-        return self.root / "references" / f"{ref_id}.texts.jsonl"
+    def _data_folder(self, ref_id: str) -> Path:
+        return self.root / "references" / f"{ref_id}.data"
 
-    def _vectors_file(self, ref_id: str) -> Path:
-        return self.root / "references" / f"{ref_id}.vectors.npy"
+    def _legacy_files(self, ref_id: str) -> tuple[Path, Path]:
+        """Where a reference stored before parts existed keeps its texts and vectors."""
+        refs = self.root / "references"
+        return refs / f"{ref_id}.texts.jsonl", refs / f"{ref_id}.vectors.npy"
+
+    def reference_parts(self, name_or_id: str) -> list[PartFiles]:
+        """The files of a stored reference's documents, in input order."""
+        ref_id = self.reference_info(name_or_id).id
+        folder = self._data_folder(ref_id)
+        if not folder.is_dir():
+            texts, vectors = self._legacy_files(ref_id)
+            return [PartFiles(texts, vectors, len(np.load(vectors, mmap_mode="r")))]
+        listing = json.loads((folder / "parts.json").read_text())["parts"]
+        return [PartFiles(folder / p["texts"], folder / p["vectors"], p["n"]) for p in listing]
 
     def reference_vectors(self, name_or_id: str) -> np.ndarray:
         """Every reference document's vector, aligned with `reference_texts`."""
-        return np.load(self._vectors_file(self.reference_info(name_or_id).id))
+        parts = [np.load(p.vectors, mmap_mode="r") for p in self.reference_parts(name_or_id)]
+        return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
 
     def _remove_orphans(self) -> None:
         known = {row[0] for row in self._db.execute("SELECT id FROM refs")}
@@ -109,9 +182,24 @@ class Store:
     ) -> ReferenceInfo:
         """Store a fitted reference with its texts and their vectors (in input order: the
         synthetic-fraction estimator needs text and vector of the same document)."""
+        return self._create(
+            name, reference, lambda folder: [_write_part(folder, 0, texts, vectors)]
+        )
+
+    def create_reference_from_parts(
+        self, name: str, parts: Sequence[PartFiles], reference: ReferenceCorpus
+    ) -> ReferenceInfo:
+        """Like `create_reference`, from parts already on disk in this file system (a staged
+        build's chunks): they are hard-linked into the reference, not copied."""
+        return self._create(
+            name, reference, lambda folder: [_link_part(folder, i, p) for i, p in enumerate(parts)]
+        )
+
+    def _create(self, name: str, reference: ReferenceCorpus, fill: _Fill) -> ReferenceInfo:
         self.check_new_name(name)
         ref_id = uuid.uuid4().hex[:12]
-        self._write_files(ref_id, texts, vectors, reference)
+        self._write_data(ref_id, fill)
+        reference.save(self._folder(ref_id))
         info = self._info(ref_id, name, reference, created=now())
         with self._lock, self._db:
             self._db.execute(
@@ -127,16 +215,23 @@ class Store:
 
         The grown reference is written under a new id and the name's row switched to it in one
         transaction, so a crash leaves the old version whole (its new files are orphans, removed
-        at the next open) or the new one.
+        at the next open) or the new one. Only the new part is written: the stored parts are
+        hard-linked into the new version (and so are the `ReferenceCorpus`'s own parts; its
+        radii, meta and any approximate index are written again).
         """
         with self._lock:
             info, reference = self.load_reference(name_or_id)
-            all_texts = self.reference_texts(info.id) + list(texts)
-            all_vectors = np.vstack([self.reference_vectors(info.id), vectors])
+            old_parts = self.reference_parts(info.id)
             snippets = list(texts) if reference.snippets_ is not None else None
             reference.append(vectors, texts=snippets)
             new_id = uuid.uuid4().hex[:12]
-            self._write_files(new_id, all_texts, all_vectors, reference)
+
+            def fill(folder: Path) -> list[dict]:
+                linked = [_link_part(folder, i, p) for i, p in enumerate(old_parts)]
+                return [*linked, _write_part(folder, len(old_parts), texts, vectors)]
+
+            self._write_data(new_id, fill)
+            reference.save(self._folder(new_id))
             grown = self._info(new_id, info.name, reference, created=info.created)
             with self._db:
                 self._db.execute("DELETE FROM refs WHERE id = ?", (info.id,))
@@ -147,14 +242,24 @@ class Store:
             self._remove_files(info.id)
             return grown
 
-    def _write_files(
-        self, ref_id: str, texts: Sequence[str], vectors: np.ndarray, reference: ReferenceCorpus
-    ) -> None:
-        self._write_texts(ref_id, texts)
-        tmp = self._vectors_file(ref_id).with_name(f".{ref_id}.vectors.{uuid.uuid4().hex}.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, self._vectors_file(ref_id))
-        reference.save(self._folder(ref_id))
+    def _write_data(self, ref_id: str, fill: _Fill) -> None:
+        """Fill a temporary folder with parts, then publish it as `<id>.data` by a rename."""
+        target = self._data_folder(ref_id)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        tmp.mkdir()
+        try:
+            listing = fill(tmp)
+            # Parts are fsynced as they are written (linked ones were, when first written).
+            with open(tmp / "parts.json", "w") as fh:
+                json.dump({"parts": listing}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _fsync_dir(tmp)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     @staticmethod
     def _info(ref_id: str, name: str, reference: ReferenceCorpus, *, created: str) -> ReferenceInfo:
@@ -181,20 +286,13 @@ class Store:
         if self._row_by_name(name) is not None:
             raise ConflictError(f"a reference named {name!r} exists: choose another name")
 
-    def _write_texts(self, ref_id: str, texts: Sequence[str]) -> None:
-        target = self._texts_file(ref_id)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for text in texts:
-                fh.write(json.dumps(text) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-
     def _row_by_name(self, name: str) -> str | None:
         row = self._db.execute("SELECT info FROM refs WHERE name = ? OR id = ?", (name, name))
         found = row.fetchone()
         return None if found is None else str(found[0])
+
+    def has_reference(self, name_or_id: str) -> bool:
+        return self._row_by_name(name_or_id) is not None
 
     def reference_info(self, name_or_id: str) -> ReferenceInfo:
         raw = self._row_by_name(name_or_id)
@@ -213,9 +311,9 @@ class Store:
         return info, ReferenceCorpus.load(self._folder(info.id))
 
     def reference_texts(self, name_or_id: str) -> list[str]:
-        info = self.reference_info(name_or_id)
-        with open(self._texts_file(info.id), encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        return [
+            text for part in self.reference_parts(name_or_id) for text in read_texts(part.texts)
+        ]
 
     def delete_reference(self, name_or_id: str) -> None:
         info = self.reference_info(name_or_id)
@@ -225,8 +323,9 @@ class Store:
 
     def _remove_files(self, ref_id: str) -> None:
         remove_dir(self._folder(ref_id))
-        self._texts_file(ref_id).unlink(missing_ok=True)
-        self._vectors_file(ref_id).unlink(missing_ok=True)
+        shutil.rmtree(self._data_folder(ref_id), ignore_errors=True)
+        for legacy in self._legacy_files(ref_id):
+            legacy.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ audits
     def save_audit(self, result: AuditResult, reference_id: str) -> None:
@@ -278,3 +377,31 @@ class Store:
                 )
                 n += 1
         return n
+
+
+_Fill = Callable[[Path], list[dict]]  # fills a data folder with parts, returns their listing
+
+
+def _write_part(folder: Path, i: int, texts: Sequence[str], vectors: np.ndarray) -> dict:
+    if len(texts) != len(vectors):
+        raise InvalidInputError(f"got {len(texts)} texts for {len(vectors)} vectors")
+    texts_name, vectors_name = part_names(i)
+    write_texts(folder / texts_name, texts)
+    write_vectors(folder / vectors_name, np.asarray(vectors, dtype=np.float32))
+    return {"texts": texts_name, "vectors": vectors_name, "n": len(texts)}
+
+
+def _link_part(folder: Path, i: int, part: PartFiles) -> dict:
+    """Part `i` of `folder` as a hard link to an existing part (same inode: nothing copied)."""
+    texts_name, vectors_name = part_names(i)
+    os.link(part.texts, folder / texts_name)
+    os.link(part.vectors, folder / vectors_name)
+    return {"texts": texts_name, "vectors": vectors_name, "n": part.n_documents}
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

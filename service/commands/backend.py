@@ -43,6 +43,16 @@ class AuditOutcome:
     extras: dict[str, Any] = field(default_factory=dict)  # display-only data for the report
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """How `reference build` runs: chunk size, and whether it resumes or discards a staged build."""
+
+    chunk_documents: int | None = None  # None: the default (service.building.CHUNK_DOCUMENTS)
+    resume: bool = False
+    restart: bool = False
+    notice: Callable[[str], None] | None = None  # hears what a resume kept
+
+
 class Backend(Protocol):
     def build_reference(
         self,
@@ -51,6 +61,7 @@ class Backend(Protocol):
         *,
         progress: Progress,
         stage: Callable[[str], Progress] | None = None,
+        options: BuildOptions = BuildOptions(),
     ) -> Any: ...
     def list_references(self) -> list[Any]: ...
     def show_reference(self, name: str) -> Any: ...
@@ -189,14 +200,18 @@ class LocalBackend:
         *,
         progress: Progress,
         stage: Callable[[str], Progress] | None = None,
+        options: BuildOptions = BuildOptions(),
     ) -> Any:
         audit = _core("service.audit")
-        if any(info.name == name for info in self.store.list_references()):
-            store_module = _core("service.store")
-            # Checked before embedding: the store would refuse the name only after the work.
-            raise store_module.ConflictError(
-                f"a reference named {name!r} exists: choose another name"
-            )
+        building = _core("service.building")
+        # Checked before the model loads: the build would refuse the name only after that.
+        building.check_build_name(
+            self.store,
+            name,
+            self.settings.data_dir,
+            resume=options.resume,
+            restart=options.restart,
+        )
         return audit.build_reference(
             self.store,
             name,
@@ -205,6 +220,10 @@ class LocalBackend:
             settings=self.settings,
             progress=progress,
             stage=stage,
+            chunk_documents=options.chunk_documents or building.CHUNK_DOCUMENTS,
+            resume=options.resume,
+            restart=options.restart,
+            notice=options.notice,
         )
 
     def list_references(self) -> list[Any]:
@@ -274,7 +293,13 @@ class RemoteBackend:
         *,
         progress: Progress,
         stage: Callable[[str], Progress] | None = None,
+        options: BuildOptions = BuildOptions(),
     ) -> Any:
+        if options.resume or options.restart or options.chunk_documents is not None:
+            raise InvalidInputError(
+                "--resume, --restart and --chunk-size are for local builds: a service stages "
+                "its own builds and resumes an interrupted job when it restarts"
+            )
         docs = list(texts)  # sent in one request body (the service's limits apply)
         return self._finish(self.client.create_reference(name, docs), progress)
 

@@ -40,16 +40,47 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[
             str, typer.Option("--engine", help="Embedding engine: local or ray.")
         ] = "local",
+        resume: Annotated[
+            bool,
+            typer.Option(
+                "--resume",
+                help="Continue an interrupted (killed) build of NAME from its last staged chunk; "
+                "the input and settings must be the same. Starts afresh if nothing is staged.",
+            ),
+        ] = False,
+        restart: Annotated[
+            bool,
+            typer.Option("--restart", help="Discard an interrupted build of NAME and start over."),
+        ] = False,
+        chunk_size: Annotated[
+            int | None,
+            typer.Option(
+                "--chunk-size",
+                min=1,
+                help="Documents embedded and staged on disk at a time (default 4096): a kill "
+                "loses at most one chunk of work.",
+            ),
+        ] = None,
         url: UrlOption = None,
         api_key: ApiKeyOption = None,
         quiet: QuietOption = False,
     ) -> None:
-        """Embed human documents and store them as reference NAME (index, tails, modes)."""
+        """Embed human documents and store them as reference NAME (index, tails, modes).
+
+        The input is read as a stream and embedded in chunks, each staged in the data directory,
+        so memory does not grow with the text and a killed build continues with --resume."""
         from service.cli import console, fail
-        from service.commands.backend import open_backend
+        from service.commands.backend import BuildOptions, open_backend
         from service.commands.common import open_corpus, summarise_input
         from service.render import progress_group
 
+        def notice(line: str) -> None:
+            if not quiet:
+                console.print(line, highlight=False)
+
+        options = BuildOptions(
+            chunk_documents=chunk_size, resume=resume, restart=restart, notice=notice
+        )
         with user_errors(fail):
             reader = open_corpus(
                 files, text_field=text_field, format=format, text_unit=text_unit, split=split
@@ -59,9 +90,12 @@ def register(app: typer.Typer) -> None:
                 progress_group(console, quiet=quiet) as add,
             ):
                 reader.progress = add("reading (bytes)")
-                texts = list(reader)
                 info = backend.build_reference(
-                    name, texts, progress=add("embedding reference"), stage=add
+                    name,
+                    reader,  # read as the build goes, one chunk at a time
+                    progress=add("embedding reference"),
+                    stage=add,
+                    options=options,
                 )
             summarise_input(console, reader, "reference", quiet=quiet)
         if not quiet:
