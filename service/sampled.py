@@ -37,7 +37,9 @@ def draw_sample(
             full_read_bytes=settings.full_read_bytes,
             block_bytes=settings.sample_block_bytes,
         )
-        return drawn
+        # A two-stage sample's size is random (the pilot's documents per byte is an estimate):
+        # a uniform subsample keeps every document equally likely and the audit at its size.
+        return drawn.subsample(settings.audit_size, rng)
     picked, seen = reservoir_sample(texts, settings.audit_size, rng)
     return ShardedSample(
         texts=picked,

@@ -24,6 +24,8 @@ def test_texts_readers_and_sent_samples_each_take_their_path(tmp_path):
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts * 50))
     drawn = draw_sample(CorpusReader([path]), settings, np.random.default_rng(0))
     assert drawn.sampling == "two-stage" and drawn.bytes_total == path.stat().st_size
+    # The two-stage sample's size is random; the audit's never exceeds the audit size.
+    assert 0 < len(drawn.texts) <= settings.audit_size and len(drawn.clusters) == len(drawn.texts)
     sent = ShardedSample(
         texts=texts,
         corpus_size=10**6,
