@@ -162,6 +162,66 @@ def top_up(
     print(f"{time.perf_counter() - t0:.0f} s")
 
 
+def noise(
+    args: argparse.Namespace,
+    su: Setup,
+    chain: Callable[[np.ndarray, str, float, int], list[np.ndarray]],
+    tail: Callable[[np.ndarray], float],
+    t0: float,
+) -> None:
+    """The ground truth's own noise: K samples of the same human BBC text, each retrained as a
+    candidate. They have one true relative final tail coverage, so their spread is what a single
+    candidate's actual value carries besides the retraining seeds' noise (the seeds' sd in the
+    main table is only the latter). A perfect forecast (their expectation) would be off by their
+    mean absolute deviation; no forecast can do better on one sample each."""
+    rng = np.random.default_rng(1)
+    samples = [
+        su.human_pool[rng.choice(len(su.human_pool), args.blocks, replace=False)]
+        for _ in range(args.noise)
+    ]
+    rows = []
+    for policy, beta in POLICIES:
+        plan = Plan(generations=args.generations, samples=args.blocks, policy=policy, beta=beta)
+        human_final = [tail(chain(su.human_start, policy, beta, s)[-1]) for s in range(args.seeds)]
+        actual, forecasts = [], []
+        for start in samples:
+            finals = [
+                tail(chain(start, policy, beta, s)[-1]) / human_final[s] for s in range(args.seeds)
+            ]
+            actual.append(float(np.mean(finals)))
+            fc = forecast(
+                su.reference, su.embed(start), plan, random_state=su.settings.random_state
+            )
+            forecasts.append(fc.relative_final())
+            print(
+                f"{policy}: sample {len(actual)}: actual {actual[-1]:.3f} "
+                f"forecast {forecasts[-1]:.3f}",
+                flush=True,
+            )
+        a = np.array(actual)
+        rows.append(
+            {
+                "policy": policy,
+                "beta": beta,
+                "actual_relative_final": actual,
+                "forecast_relative_final": forecasts,
+                "actual_mean": float(a.mean()),
+                "actual_sd": float(a.std(ddof=1)),
+                "perfect_forecast_mae": float(np.mean(np.abs(a - a.mean()))),
+                "forecast_sd": float(np.std(forecasts, ddof=1)),
+            }
+        )
+        print(
+            f"{policy}: {args.noise} human samples: actual {a.mean():.3f} sd {a.std(ddof=1):.3f} "
+            f"(a perfect forecast's MAE {rows[-1]['perfect_forecast_mae']:.3f}); forecast sd "
+            f"{rows[-1]['forecast_sd']:.3f}",
+            flush=True,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows, "wall_s": time.perf_counter() - t0}, indent=1))
+    print(f"{time.perf_counter() - t0:.0f} s")
+
+
 @dataclass
 class Setup:
     """Everything both the benchmark and the forecast's fit (benchmarks/fit_forecast.py) need:
@@ -174,6 +234,7 @@ class Setup:
     cands: dict[str, np.ndarray]
     fresh_pool: np.ndarray
     human_start: np.ndarray
+    human_pool: np.ndarray  # every BBC human block candidates are drawn from
 
 
 def setup(blocks: int) -> Setup:
@@ -213,7 +274,8 @@ def setup(blocks: int) -> Setup:
         vocab, cand_docs, sections, wiki[1500:], generated, reference, embed, blocks, rng
     )
     human_start = fresh_pool[rng.choice(len(fresh_pool), blocks, replace=False)]
-    return Setup(settings, vocab, embed, reference, cands, fresh_pool, human_start)
+    human_pool = blocks_of(vocab, cand_docs)
+    return Setup(settings, vocab, embed, reference, cands, fresh_pool, human_start, human_pool)
 
 
 def main() -> None:
@@ -233,11 +295,21 @@ def main() -> None:
         default=None,
         help="with --top-up: the relative tail-coverage target (default: the policy's, 0.9)",
     )
+    parser.add_argument(
+        "--noise",
+        type=int,
+        default=0,
+        metavar="K",
+        help="instead: K more samples of BBC human text, each retrained as a candidate: the "
+        "spread of their actual relative final tail coverage is the ground truth's own noise",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     name = "recursion_truth_top_up.json" if args.top_up else "recursion_truth.json"
     if args.top_up and args.target is not None:
         name = f"recursion_truth_top_up_{args.target:g}.json"
+    if args.noise:
+        name = "recursion_truth_noise.json"
     args.out = args.out or Path("benchmarks/results") / name
     t0 = time.perf_counter()
     su = setup(args.blocks)
@@ -266,6 +338,9 @@ def main() -> None:
 
     if args.top_up:
         top_up(args, su, chain, tail, t0)
+        return
+    if args.noise:
+        noise(args, su, chain, tail, t0)
         return
     results = []
     for policy, beta in POLICIES:
