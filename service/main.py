@@ -17,6 +17,7 @@ from service.api import errors
 from service.api.deps import EmbedderLoader
 from service.api.middleware import BodyLimit, Metrics
 from service.api.routes import audits, forecasts, health, jobs, references
+from service.build_jobs import resumable_builds, resume_builds
 from service.settings import Settings
 from service.store import Store
 from service.workpool import WorkPool
@@ -26,7 +27,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     settings = settings or Settings()
 
     store = Store(settings)
-    store.fail_interrupted_jobs()  # a service starting: no earlier job can still be running
+    # A service starting: no earlier job can still be running. Staged reference builds resume;
+    # every other interrupted job is marked failed.
+    resumable = resumable_builds(store, settings)
+    store.fail_interrupted_jobs(keep={build.job.id for build in resumable})
 
     def new_pool() -> WorkPool:
         return WorkPool(workers=settings.workers, queue=settings.queue_size)
@@ -38,6 +42,9 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = new_pool()  # each start-up (test clients start and stop many times)
         app.state.forecast_pool = new_forecast_pool()
+        if resumable:  # queued once, in the first start-up's pool
+            resume_builds(store, app.state.pool, app.state.embedder, settings, resumable)
+            resumable.clear()
         if load_model:  # in the background: /healthz answers at once, /readyz once loaded
             threading.Thread(target=_load, args=(app.state.embedder,), daemon=True).start()
         yield

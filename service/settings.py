@@ -87,6 +87,13 @@ class Settings(BaseSettings):
         description="Where the scorer keeps its dequantised copy of SmolLM2-135M after the "
         "first load (~540 MB; loads in under a second instead of ~20 s). Unset: no cache.",
     )
+    build_chunk_documents: int = Field(
+        default=4096,
+        ge=1,
+        description="Documents a reference build embeds and stages on disk at a time (about a "
+        "minute of embedding on 2 cores): a killed build resumes from its last whole chunk "
+        "(`reference build --resume`; a REST build job resumes when the service restarts).",
+    )
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     tail_quantile: float = Field(default=0.1, gt=0, lt=1)
     policy: Policy = Field(default_factory=Policy)

@@ -21,7 +21,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -359,13 +359,14 @@ class Store:
             raise NotFoundError(f"no job with id {job_id!r}")
         return Job.model_validate_json(row[0])
 
-    def fail_interrupted_jobs(self) -> int:
-        """Mark jobs left queued or running by a process that died as failed (the service calls
-        this when it starts; a CLI opening the same store must not). Returns how many."""
+    def fail_interrupted_jobs(self, keep: Collection[str] = ()) -> int:
+        """Mark jobs left queued or running by a process that died as failed, but those in
+        `keep` (builds that resume). The service calls this when it starts; a CLI opening the
+        same store must not. Returns how many."""
         n = 0
         for (raw,) in self._db.execute("SELECT job FROM jobs").fetchall():
             job = Job.model_validate_json(raw)
-            if job.state in ("queued", "running"):
+            if job.state in ("queued", "running") and job.id not in keep:
                 self.save_job(
                     job.model_copy(
                         update={

@@ -47,7 +47,7 @@ class AuditOutcome:
 class BuildOptions:
     """How `reference build` runs: chunk size, and whether it resumes or discards a staged build."""
 
-    chunk_documents: int | None = None  # None: the default (service.building.CHUNK_DOCUMENTS)
+    chunk_documents: int | None = None  # None: the setting build_chunk_documents
     resume: bool = False
     restart: bool = False
     notice: Callable[[str], None] | None = None  # hears what a resume kept
@@ -220,7 +220,7 @@ class LocalBackend:
             settings=self.settings,
             progress=progress,
             stage=stage,
-            chunk_documents=options.chunk_documents or building.CHUNK_DOCUMENTS,
+            chunk_documents=options.chunk_documents or self.settings.build_chunk_documents,
             resume=options.resume,
             restart=options.restart,
             notice=options.notice,

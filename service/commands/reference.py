@@ -57,8 +57,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--chunk-size",
                 min=1,
-                help="Documents embedded and staged on disk at a time (default 4096): a kill "
-                "loses at most one chunk of work.",
+                help="Documents embedded and staged on disk at a time (default: setting "
+                "COLLAPSE_GUARD_BUILD_CHUNK_DOCUMENTS, 4096): a kill loses at most one chunk.",
             ),
         ] = None,
         url: UrlOption = None,

@@ -3,6 +3,7 @@ model, real SQLite, and a kill -9 in the middle of an ingest."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -84,10 +85,10 @@ def without_identity(result: AuditResult) -> dict:
     )
 
 
-def test_real_server_audits_and_survives_kill_9_during_ingest(tmp_path, bbc_docs):
+def test_real_server_audits_and_resumes_a_build_job_killed_by_kill_9(tmp_path, bbc_docs):
     order = np.random.default_rng(11).permutation(len(bbc_docs))
     texts = [bbc_docs[i].text for i in order]
-    server = Server(tmp_path / "data")
+    server = Server(tmp_path / "data", build_chunk_documents="100")
     try:
         client = server.start()
         assert client.healthz()
@@ -106,18 +107,33 @@ def test_real_server_audits_and_survives_kill_9_during_ingest(tmp_path, bbc_docs
 
         job = client.create_reference("big", texts[300:900])  # over the sync limit: a job
         assert isinstance(job, Job)
-        while client.job(job.id).state == "queued":
-            time.sleep(0.2)
-        time.sleep(2.0)  # in the middle of embedding 600 articles
+        # Killed once the job has staged at least one chunk (of 100: the server's setting).
+        manifest = tmp_path / "data" / "staging" / "big.build" / "manifest.json"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(manifest.read_text())["chunks"]:
+                    break
+            time.sleep(0.05)
         server.kill9()
+        staged = json.loads(manifest.read_text())["chunks"]
+        assert staged and staged[0]["n"] == 100
+        first_chunk = (manifest.parent / staged[0]["texts"]).stat().st_ino
 
+        # The restarted service resumes the job from its staging, the staged chunks kept.
         client = server.start()
-        after_job = client.job(job.id)
-        names = [r.name for r in client.list_references()]
-        if "big" in names:  # finished just before the kill: then it must be whole
-            assert after_job.state == "succeeded" and client.reference("big").size == 600
-        else:
-            assert after_job.state == "failed" and "stopped" in (after_job.error or "")
+        deadline = time.monotonic() + 600
+        while (after_job := client.job(job.id)).state in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert after_job.state == "succeeded", after_job.error
+        assert after_job.reference is not None and after_job.reference.size == 600
+        assert client.reference("big").size == 600
+        assert not manifest.parent.exists()
+        stored = tmp_path / "data" / "references" / f"{after_job.reference.id}.data"
+        assert (stored / "texts-00000.jsonl").stat().st_ino == first_chunk  # not re-embedded
+        lines = (stored / f"texts-{len(staged) - 1:05d}.jsonl").read_text().splitlines()
+        assert json.loads(lines[-1]) == texts[300 + 100 * len(staged) - 1]
         assert client.reference("bbc") == info  # the earlier reference answers identically
         again = client.audit("bbc", texts[150:210], plan=PLAN)
         assert isinstance(again, AuditResult)

@@ -26,7 +26,7 @@ from service.api.routes.common import (
 )
 from service.api.strict_json import StrictJSONRoute
 from service.audit import append_documents, build_reference
-from service.jobs import Progress
+from service.jobs import Progress, current_job
 from service.schemas import Job, ReferenceInfo
 from service.settings import Settings
 from service.store import NAME_PATTERN, Store
@@ -64,8 +64,18 @@ async def _create(
     store.check_new_name(name)  # a bad or taken name fails now, not in a job
 
     def work(progress: Progress | None = None) -> ReferenceInfo:
+        job = current_job.get()
         return build_reference(
-            store, name, texts, embedder=loader.get(), settings=settings, progress=progress
+            store,
+            name,
+            texts,
+            embedder=loader.get(),
+            settings=settings,
+            progress=progress,
+            # A job keeps its documents in its staging, so a restarted service resumes it; a
+            # request answered at once (at most sync_documents) is one chunk.
+            keep_input_for_job=job,
+            chunk_documents=settings.build_chunk_documents if job else max(len(texts), 1),
         )
 
     response.status_code = status.HTTP_201_CREATED  # unless queued (202)
