@@ -12,7 +12,9 @@ service's default settings and plan:
 - `small`: 100 passages, all sections (the issue's 100-document case).
 
 Each stage is timed by wrapping the function the audit calls (embedding, coverage, synthetic
-fraction, forecast, top-up search); "other" is the rest of `execute_audit` (sampling, storing).
+fraction, the forecast's human start (read from the data directory after the first audit of a
+reference version and plan), forecast, top-up search); "other" is the rest of `execute_audit`
+(sampling, storing).
 Warm: the process has audited once already (models loaded). Cold: a new process running
 `collapse-guard audit` on the same candidate (model loads and the kept fits included), wall time.
 """
@@ -41,7 +43,7 @@ from service.store import Store
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shift import DATA, jsonl, passages_of
 
-STAGES = ("coverage_report", "estimate_synthetic", "forecast", "min_top_up")
+STAGES = ("coverage_report", "estimate_synthetic", "human_run", "forecast", "min_top_up")
 NARROW = ("business", "sport")
 
 
@@ -134,15 +136,16 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"reference_build_s": build_s, "rows": rows}, indent=1))
     print(
-        "| candidate | docs | verdict | embedding | coverage | synthetic | forecast | top-up "
-        "search | other | total | outside embedding | cold (new process) | cold / warm |"
+        "| candidate | docs | verdict | embedding | coverage | synthetic | human start | forecast "
+        "| top-up search | other | total | outside embedding | cold (new process) | cold / warm |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['candidate']} | {r['documents']} | {r['decision']} | {r['embedding_s']:.1f} s "
             f"| {r['coverage_report_s']:.1f} s | {r['estimate_synthetic_s']:.1f} s "
-            f"| {r['forecast_s']:.1f} s | {r['min_top_up_s']:.1f} s | {r['other_s']:.1f} s "
+            f"| {r['human_run_s']:.1f} s | {r['forecast_s']:.1f} s | {r['min_top_up_s']:.1f} s "
+            f"| {r['other_s']:.1f} s "
             f"| {r['total_s']:.1f} s | {r['outside_embedding_share']:.0%} "
             f"| {r['cold_total_s']:.1f} s | {r['cold_over_warm']:.2f} |"
         )
