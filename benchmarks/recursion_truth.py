@@ -157,8 +157,12 @@ def top_up(
             f"+- {row['actual_relative_with_top_up_sd']:.2f} |",
             flush=True,
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "wall_s": time.perf_counter() - t0}, indent=1))
+    save(args.out, rows, t0)
+
+
+def save(out: Path, rows: list[dict], t0: float) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "wall_s": time.perf_counter() - t0}, indent=1))
     print(f"{time.perf_counter() - t0:.0f} s")
 
 
@@ -217,9 +221,7 @@ def noise(
             f"{rows[-1]['forecast_sd']:.3f}",
             flush=True,
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "wall_s": time.perf_counter() - t0}, indent=1))
-    print(f"{time.perf_counter() - t0:.0f} s")
+    save(args.out, rows, t0)
 
 
 @dataclass
