@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recursion_truth import POLICIES, setup  # a sibling script: benchmarks/ is on the path
+from recursion_truth import POLICIES, human_scale, setup  # sibling script: benchmarks/ is on path
 from scipy.stats import spearmanr
 
 from simulations.forecast import Forecast, Plan, forecast
@@ -45,20 +45,6 @@ TOP_UPS = (
     Path("benchmarks/results/recursion_truth_top_up_fit1.json"),
 )
 GROUPS = ("replace", "keep-real", "top-up")
-# The ground truth's human chain (the denominator of every actual value) starts from BBC text
-# outside the vocabulary's documents: 2.7% of its tokens are <unk> against 1.2% in the
-# candidates' BBC text, and four more samples of the candidates' own human BBC text read 0.78
-# (replace) and 0.80 (keep-real) against it, not 1 (`recursion_truth.py --noise 4`). So actual
-# values are divided by those means: relative to human text of the candidates' kind, as the
-# forecast's are.
-NOISE = Path("benchmarks/results/recursion_truth_noise.json")
-
-
-def human_scale() -> dict[str, float]:
-    """Per plan: the mean actual relative value of the human samples (1.0 without the file)."""
-    if not NOISE.exists():
-        return {"replace": 1.0, "keep-real": 1.0}
-    return {r["policy"]: r["actual_mean"] for r in json.loads(NOISE.read_text())["rows"]}
 
 
 def targets() -> list[dict]:
