@@ -65,16 +65,21 @@ def validate_texts(texts: object) -> list[str]:
     if len(texts) == 0:
         raise EmptyCorpusError("the corpus is empty: pass at least one document")
     for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(
-                f"document {i} is a {type(text).__name__}, expected str: "
-                "convert or drop non-text items before embedding"
-            )
-        if not text.strip():
-            raise EmptyCorpusError(
-                f"document {i} is empty or whitespace only: drop empty documents before embedding"
-            )
+        check_document(i, text)
     return list(texts)
+
+
+def check_document(i: int, text: object) -> None:
+    """Document `i` must be a non-blank string; say what to fix otherwise."""
+    if not isinstance(text, str):
+        raise InvalidInputError(
+            f"document {i} is a {type(text).__name__}, expected str: "
+            "convert or drop non-text items before embedding"
+        )
+    if not text.strip():
+        raise EmptyCorpusError(
+            f"document {i} is empty or whitespace only: drop empty documents before embedding"
+        )
 
 
 def resolve_model_path(model: str | Path | None) -> tuple[Path, str]:

@@ -23,10 +23,11 @@ def _fsync_tree(folder: Path) -> None:
         if item.is_file():
             with open(item, "rb") as fh:
                 os.fsync(fh.fileno())
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (renames, new files) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -54,7 +55,7 @@ def write_dir_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
         link = path.parent / f".{path.name}.link-{uuid.uuid4().hex}"
         os.symlink(version.name, link)
         os.replace(link, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         shutil.rmtree(version, ignore_errors=True)
         raise
@@ -75,7 +76,7 @@ def remove_dir(path: str | Path) -> None:
     path = Path(path)
     if path.is_symlink():
         path.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     elif path.exists():
         raise InvalidInputError(f"{path} was not written by collapse-guard; not removing it")
     for stale in _versions(path):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from detectors.embedding import check_document
 from detectors.errors import CollapseGuardError, EmptyCorpusError, InvalidInputError
 from detectors.reference import SNIPPET_CHARS, ReferenceCorpus
 from service.staging import (
@@ -213,16 +214,7 @@ def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
     start = 0
     while chunk := list(itertools.islice(it, size)):
         for i, text in enumerate(chunk, start=start):
-            if not isinstance(text, str):
-                raise InvalidInputError(
-                    f"document {i} is a {type(text).__name__}, expected str: "
-                    "convert or drop non-text items before embedding"
-                )
-            if not text.strip():
-                raise EmptyCorpusError(
-                    f"document {i} is empty or whitespace only: drop empty documents before "
-                    "embedding"
-                )
+            check_document(i, text)
         start += len(chunk)
         yield chunk
 

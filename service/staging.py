@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from detectors.errors import InvalidInputError
+from detectors.storage import fsync_dir
 from service.store import PartFiles, part_names, read_texts, write_texts, write_vectors
 
 MANIFEST = "manifest.json"
@@ -75,15 +76,7 @@ def _write_json(path: Path, value: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 class Staging:

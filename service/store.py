@@ -31,7 +31,7 @@ import numpy as np
 
 from detectors.errors import CollapseGuardError, InvalidInputError
 from detectors.reference import ReferenceCorpus
-from detectors.storage import remove_dir
+from detectors.storage import fsync_dir, remove_dir
 from service.schemas import AuditResult, Job, ReferenceInfo
 
 if TYPE_CHECKING:
@@ -254,9 +254,9 @@ class Store:
                 json.dump({"parts": listing}, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -398,11 +398,3 @@ def _link_part(folder: Path, i: int, part: PartFiles) -> dict:
     os.link(part.texts, folder / texts_name)
     os.link(part.vectors, folder / vectors_name)
     return {"texts": texts_name, "vectors": vectors_name, "n": part.n_documents}
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
