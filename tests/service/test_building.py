@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors.embedding import EmbeddingResult
 from detectors.errors import EmptyCorpusError
 from detectors.reference import ReferenceCorpus
 from service.audit import build_reference
 from service.settings import Settings
 from service.staging import StagingExistsError, StagingMismatchError, staging_folder
 from service.store import Store
+from tests.service.test_audit import CachedEmbedder
 
 CLI = [sys.executable, "-m", "service.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,32 +36,21 @@ def embed(embed_cached, bbc_sample_vectors):
     return embed_cached
 
 
-class CountingEmbedder:
+class CountingEmbedder(CachedEmbedder):
     """The real model's vectors (through the test cache), counting what it is asked to embed;
     `fail_after` documents, it raises as a crash would."""
 
-    model_name = "all-MiniLM-L6-v2"
-
     def __init__(self, embed, fail_after: int | None = None) -> None:
-        self._embed = embed
+        super().__init__(embed)
         self.fail_after = fail_after
         self.embedded = 0
 
     def embed(self, texts, *, progress=None):
         if self.fail_after is not None and self.embedded + len(texts) > self.fail_after:
             raise RuntimeError("the machine went down")
-        vectors = self._embed(list(texts))
+        result = super().embed(texts, progress=progress)
         self.embedded += len(texts)
-        if progress is not None:
-            progress(len(texts), len(texts))
-        return EmbeddingResult(
-            vectors=vectors,
-            n_documents=len(texts),
-            n_long=0,
-            n_windows=len(texts),
-            long_documents="truncate",
-            model=self.model_name,
-        )
+        return result
 
 
 def _other_reference(store: Store, texts: list[str], vectors: np.ndarray) -> None:
