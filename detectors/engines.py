@@ -160,6 +160,7 @@ class RayEmbedder:
             "long_documents": long_documents,
             "precision": precision,
         }
+        self._search: Any = None  # the RaySearch of `neighbour_search`, made on first use
 
     def pool(self) -> list[Any]:
         """This configuration's actors in the current Ray session, started on first use."""
@@ -181,7 +182,11 @@ class RayEmbedder:
         """A `RaySearch` on the same cluster: the audit's k-NN scoring through Ray actors."""
         from detectors.ray_search import RaySearch
 
-        return RaySearch()
+        # One per embedder: its deployments (indexes put in the object store) outlive an
+        # audit, so a loaded reference's index is sent to the cluster once, not per audit.
+        if self._search is None:
+            self._search = RaySearch()
+        return self._search
 
     def close(self) -> None:
         """Stop this configuration's actors and free their CPUs (the next call starts new ones)."""

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
         ge=20,
         description="Candidates larger than this are audited on a uniform random sample.",
     )
+    loaded_references: int = Field(
+        default=2,
+        ge=0,
+        description="References kept loaded in memory between audits, most recently used "
+        "(0: load at every audit). A million-document reference holds ~3 GB and loads in "
+        "seconds.",
+    )
     full_read_bytes: int = Field(
         default=256 * 2**20,
         ge=0,

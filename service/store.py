@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,6 +122,10 @@ class Store:
         # The connection is shared by the request thread and the workers: one writer at a time,
         # so one thread's commit never carries another's half-done statements.
         self._lock = threading.RLock()
+        # Loaded references by id, most recent last. An id is one immutable version (an append
+        # writes a new id), so an entry is never stale; a million-document reference takes
+        # seconds to load, which an audit would otherwise pay every time.
+        self._loaded: OrderedDict[str, ReferenceCorpus] = OrderedDict()
         self._remove_orphans()
 
     def close(self) -> None:
@@ -220,7 +225,8 @@ class Store:
         radii, meta and any approximate index are written again).
         """
         with self._lock:
-            info, reference = self.load_reference(name_or_id)
+            info = self.reference_info(name_or_id)
+            reference = ReferenceCorpus.load(self._folder(info.id))  # a copy: grown below
             old_parts = self.reference_parts(info.id)
             snippets = list(texts) if reference.snippets_ is not None else None
             reference.append(vectors, texts=snippets)
@@ -307,18 +313,51 @@ class Store:
         return [ReferenceInfo.model_validate_json(r[0]) for r in rows]
 
     def load_reference(self, name_or_id: str) -> tuple[ReferenceInfo, ReferenceCorpus]:
+        """A stored reference, fitted; the same object for the same version while it stays among
+        the `loaded_references` most recently used (callers do not change it)."""
         info = self.reference_info(name_or_id)
-        return info, ReferenceCorpus.load(self._folder(info.id))
+        with self._lock:
+            reference = self._loaded.pop(info.id, None)
+        if reference is None:
+            reference = ReferenceCorpus.load(self._folder(info.id))
+        with self._lock:
+            self._loaded[info.id] = reference
+            while len(self._loaded) > self.settings.loaded_references:
+                self._loaded.popitem(last=False)
+        return info, reference
 
     def reference_texts(self, name_or_id: str) -> list[str]:
         return [
             text for part in self.reference_parts(name_or_id) for text in read_texts(part.texts)
         ]
 
+    def reference_documents(
+        self, name_or_id: str, indices: np.ndarray
+    ) -> tuple[list[str], np.ndarray]:
+        """The texts and vectors of the documents at sorted `indices` (input order), reading
+        only the parts that hold them: a sample of a million-document reference costs its own
+        size in memory, not the reference's."""
+        picks = np.asarray(indices, dtype=np.int64)
+        texts: list[str] = []
+        vectors: list[np.ndarray] = []
+        start = 0
+        for part in self.reference_parts(name_or_id):
+            lo, hi = np.searchsorted(picks, [start, start + part.n_documents])
+            if hi > lo:
+                local = picks[lo:hi] - start
+                wanted = set(local.tolist())
+                texts += [t for i, t in enumerate(read_texts(part.texts)) if i in wanted]
+                vectors.append(np.asarray(np.load(part.vectors, mmap_mode="r")[local]))
+            start += part.n_documents
+        if len(texts) != len(picks):
+            raise ValueError(f"indices outside the reference's {start:,} documents")
+        return texts, np.concatenate(vectors)
+
     def delete_reference(self, name_or_id: str) -> None:
         info = self.reference_info(name_or_id)
         with self._lock, self._db:
             self._db.execute("DELETE FROM refs WHERE id = ?", (info.id,))
+            self._loaded.pop(info.id, None)
         self._remove_files(info.id)
 
     def _remove_files(self, ref_id: str) -> None:

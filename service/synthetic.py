@@ -109,17 +109,18 @@ def _fit_estimator(
     rows: list[dict],
     sample_vectors: np.ndarray,
 ) -> SyntheticFractionEstimator:
-    texts = store.reference_texts(info.id)
-    vectors = store.reference_vectors(info.id)
     # A reference of millions of documents says no more about the signature than a uniform
-    # sample of audit_size of them, and fitting on the sample keeps an audit's cost bounded.
-    if len(texts) > settings.audit_size:
+    # sample of audit_size of them, and fitting on the sample keeps an audit's cost bounded
+    # (only the sampled documents are read).
+    if info.size > settings.audit_size:
         keep = np.sort(
             np.random.default_rng(settings.random_state).choice(
-                len(texts), settings.audit_size, replace=False
+                info.size, settings.audit_size, replace=False
             )
         )
-        texts, vectors = [texts[i] for i in keep], vectors[keep]
+        texts, vectors = store.reference_documents(info.id, keep)
+    else:
+        texts, vectors = store.reference_texts(info.id), store.reference_vectors(info.id)
     from detectors.synthetic.examples import texts_and_sources
 
     # Rows that all name their source (the bundled ones do: BBC category or Wikipedia) let the
@@ -214,10 +215,10 @@ def reference_profiles(
     path = settings.data_dir / "cache" / f"curvature-{digest}.npz"
 
     def compute() -> CurvatureProfiles:
-        texts = store.reference_texts(info.id)
         rng = np.random.default_rng([settings.random_state, 7])
-        pick = np.sort(rng.choice(len(texts), n, False))
-        return scorer.profiles([texts[i] for i in pick], progress)
+        pick = np.sort(rng.choice(info.size, n, False))
+        texts, _ = store.reference_documents(info.id, pick)
+        return scorer.profiles(texts, progress)
 
     return _cached_profiles(path, compute)
 

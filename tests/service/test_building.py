@@ -234,7 +234,10 @@ def test_append_writes_only_the_new_part(tmp_path, bbc_sample, embed):
             p: (p.stat().st_ino, p.stat().st_mtime_ns)
             for p in [*(x.texts for x in data), *(x.vectors for x in data), *corpus.iterdir()]
         }
+        _, loaded = store.load_reference("bbc")
+        assert store.load_reference("bbc")[1] is loaded  # kept loaded between audits
         store.append_reference("bbc", bbc_sample[200:260], embed(bbc_sample[200:260]))
+        assert len(loaded) == 200  # the append grew a copy, not the loaded version
 
         grown = store.reference_parts("bbc")
         assert len(grown) == 3 and grown[2].n_documents == 60
@@ -246,6 +249,13 @@ def test_append_writes_only_the_new_part(tmp_path, bbc_sample, embed):
             assert (new_corpus / name).stat().st_ino == before[corpus / name][0]
         assert store.reference_texts("bbc") == bbc_sample[:260]
         np.testing.assert_array_equal(store.reference_vectors("bbc"), embed(bbc_sample[:260]))
+        # A sample reads only the parts that hold it, across part boundaries, in input order.
+        picks = np.array([0, 99, 100, 205, 259])
+        texts, vectors = store.reference_documents("bbc", picks)
+        assert texts == [bbc_sample[i] for i in picks]
+        np.testing.assert_array_equal(vectors, embed(bbc_sample[:260])[picks])
+        with pytest.raises(ValueError, match="outside the reference's 260 documents"):
+            store.reference_documents("bbc", np.array([3, 260]))
         _, reference = store.load_reference("bbc")
         assert len(reference) == 260
     # and it all survives a reopen (the old version's files are gone, the links hold the data)
