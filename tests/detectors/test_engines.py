@@ -202,6 +202,12 @@ def test_audit_with_the_ray_engine_equals_local(ray_local, bbc_docs, tmp_path, m
                 progress=record,
                 keep_vectors=False,
             )
+            if engine == "ray":
+                # The next audit finds the reference loaded and its index already on the actors.
+                _, loaded = backend.store.load_reference("ray")
+                search = backend.embedder.neighbour_search()
+                assert search is backend.embedder.neighbour_search()
+                assert (id(loaded.index_), loaded.index_.ntotal) in search._deployed
         finally:
             backend.close()
         assert isinstance(backend.embedder, RayEmbedder if engine == "ray" else Embedder)

@@ -88,7 +88,11 @@ def without_identity(result: AuditResult) -> dict:
 def test_real_server_audits_and_resumes_a_build_job_killed_by_kill_9(tmp_path, bbc_docs):
     order = np.random.default_rng(11).permutation(len(bbc_docs))
     texts = [bbc_docs[i].text for i in order]
-    server = Server(tmp_path / "data", build_chunk_documents="100")
+    # 60 reference documents scored by the language model per reference (default 300): the
+    # curvature stage runs for real, at a fifth of its cost.
+    server = Server(
+        tmp_path / "data", build_chunk_documents="100", curvature_reference_documents="60"
+    )
     try:
         client = server.start()
         assert client.healthz()
@@ -105,7 +109,7 @@ def test_real_server_audits_and_resumes_a_build_job_killed_by_kill_9(tmp_path, b
             client.reference("nope")
         assert missing.value.status_code == 404
 
-        job = client.create_reference("big", texts[300:900])  # over the sync limit: a job
+        job = client.create_reference("big", texts[300:650])  # over the sync limit: a job
         assert isinstance(job, Job)
         # Killed once the job has staged at least one chunk (of 100: the server's setting).
         manifest = tmp_path / "data" / "staging" / "big.build" / "manifest.json"
@@ -127,8 +131,8 @@ def test_real_server_audits_and_resumes_a_build_job_killed_by_kill_9(tmp_path, b
             assert time.monotonic() < deadline
             time.sleep(0.5)
         assert after_job.state == "succeeded", after_job.error
-        assert after_job.reference is not None and after_job.reference.size == 600
-        assert client.reference("big").size == 600
+        assert after_job.reference is not None and after_job.reference.size == 350
+        assert client.reference("big").size == 350
         assert not manifest.parent.exists()
         stored = tmp_path / "data" / "references" / f"{after_job.reference.id}.data"
         assert (stored / "texts-00000.jsonl").stat().st_ino == first_chunk  # not re-embedded
