@@ -4,11 +4,16 @@ Semantics follow the `prdc` package (Naeem et al. 2020; precision/recall of Kynk
 2019): a real point's ball has the radius of its k-th nearest real neighbour, a fake point's ball
 that of its k-th nearest fake neighbour, membership is strict (<).
 
-All four metrics come from two sparse membership matrices found with FAISS (`ball_membership`):
+All four metrics come from a sparse membership matrix found with FAISS (`ball_membership`) and
+one flag per real point:
   B[i, j] = fake j lies in real i's ball   -> precision (columns hit), density (column counts),
                                               coverage (rows hit), tail coverage (tail rows hit)
-  R[j, i] = real i lies in fake j's ball   -> recall (real points hit)
-so memory is the number of pairs inside balls, never n_real x n_fake.
+  recalled[i] = real i lies in some fake's ball -> recall
+so memory is the number of pairs inside the real balls plus one flag per real point, never
+n_real x n_fake. When the fakes are few against many real points (an audit's sample against a
+large reference), the flags come from every real-fake distance, block by block
+(`covered_by_balls`): a fake's ball then holds many real points, which a search from the fake
+would have to enumerate.
 
 Coverage depends on the candidate's size, so `coverage_report` puts every figure beside the same
 figure for a human sample of the same size drawn from the reference's held-out part, and bootstraps
@@ -24,10 +29,12 @@ import scipy.sparse as sp
 
 from detectors.errors import InsufficientDataError, InvalidInputError
 from detectors.index import (
+    EXACT_THRESHOLD,
     Search,
     as_matrix,
     ball_membership,
     build_index,
+    covered_by_balls,
     knn_radii,
     local_search,
     resolve_kind,
@@ -41,6 +48,10 @@ if TYPE_CHECKING:
     from detectors.reference import ReferenceCorpus
 
 
+# At least this many real points per fake point: the recall flags are computed from distances.
+FEW_FAKES_RATIO = 16
+
+
 def memberships(
     real: np.ndarray,
     real_index: faiss.Index,
@@ -50,18 +61,30 @@ def memberships(
     k: int,
     index: str,
     search: Search = local_search,
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """The two membership matrices B (real x fake) and R (fake x real) described above.
-    `search` runs the FAISS searches (local, or `RaySearch` on a cluster: the same matrices)."""
-    fake_index = build_index(fake, resolve_kind(index, len(fake)))  # type: ignore[arg-type]
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """B (real x fake) and the real points' `recalled` flags described above. `search` runs the
+    FAISS searches (local, or `RaySearch` on a cluster: the same results); the flags of few
+    fakes against many real points are computed here, by distances (`covered_by_balls`)."""
+    # Few fakes against many real points (an audit's sample against a large reference): each
+    # fake's ball holds many real points, which a search from the fake would enumerate (k
+    # doubling into the hundreds of thousands). Then the recall flags come from distances, and
+    # the fake side gets an exact index (cheap at that size; an approximate one misses
+    # neighbours, inflating the fake radii that the flags now test exactly).
+    few = len(real) >= FEW_FAKES_RATIO * len(fake) and len(fake) <= EXACT_THRESHOLD
+    fake_kind = "exact" if few else resolve_kind(index, len(fake))  # type: ignore[arg-type]
+    fake_index = build_index(fake, fake_kind)
     fake_radii = knn_radii(fake_index, fake, k, search=search)
     real_hits = ball_membership(fake_index, fake, real, real_radii, search=search)
-    fake_hits = ball_membership(real_index, real, fake, fake_radii, search=search)
-    return real_hits, fake_hits
+    if few:
+        recalled = covered_by_balls(fake, fake_radii, real)
+    else:
+        fake_hits = ball_membership(real_index, real, fake, fake_radii, search=search)
+        recalled = fake_hits.getnnz(axis=0) > 0
+    return real_hits, recalled
 
 
 def prdc_from_memberships(
-    real_hits: sp.csr_matrix, fake_hits: sp.csr_matrix, *, k: int, tail_mask: np.ndarray | None
+    real_hits: sp.csr_matrix, recalled: np.ndarray, *, k: int, tail_mask: np.ndarray | None
 ) -> PRDC:
     _n_real, n_fake = real_hits.shape
     col_counts = np.asarray(real_hits.sum(axis=0)).ravel()
@@ -69,7 +92,7 @@ def prdc_from_memberships(
     tail = float(covered[tail_mask].mean()) if tail_mask is not None and tail_mask.any() else np.nan
     return PRDC(
         precision=float((col_counts > 0).mean()),
-        recall=float((fake_hits.getnnz(axis=0) > 0).mean()),
+        recall=float(recalled.mean()),
         density=float(col_counts.sum() / (k * n_fake)),
         coverage=float(covered.mean()),
         tail_coverage=tail,
@@ -101,9 +124,9 @@ def compute_prdc(
         raise InvalidInputError("tail_mask must have one boolean per real vector")
     real_index = build_index(real, resolve_kind(index, len(real)))  # type: ignore[arg-type]
     real_radii = knn_radii(real_index, real, k)
-    real_hits, fake_hits = memberships(real, real_index, real_radii, fake, k=k, index=index)
+    real_hits, recalled = memberships(real, real_index, real_radii, fake, k=k, index=index)
     mask = None if tail_mask is None else np.asarray(tail_mask, dtype=bool)
-    return prdc_from_memberships(real_hits, fake_hits, k=k, tail_mask=mask)
+    return prdc_from_memberships(real_hits, recalled, k=k, tail_mask=mask)
 
 
 class _BootstrapStats:
@@ -119,7 +142,7 @@ class _BootstrapStats:
     def __init__(
         self,
         real_hits: sp.csr_matrix,
-        fake_hits: sp.csr_matrix,
+        recalled: np.ndarray,
         k: int,
         tail: np.ndarray,
         row_w: np.ndarray,
@@ -141,7 +164,7 @@ class _BootstrapStats:
             self.values = {
                 "precision": ((col_counts > 0) @ col_w) / m,
                 "density": (col_counts @ col_w) / (k * m),
-                "recall": ((fake_hits.getnnz(axis=0) > 0) @ row_w) / n_real,
+                "recall": (recalled @ row_w) / n_real,
                 "coverage": (covered_full @ row_w) / n_real,
                 "tail_coverage": (covered_full[tail] @ row_w[tail]) / tail_weight,
             }

@@ -294,6 +294,45 @@ def _inside(
         yield q_ids[qi[keep]], ids[qi[keep], col[keep]]
 
 
+def covered_by_balls(centres: np.ndarray, radii: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """One flag per point: does it lie strictly inside some ball (centres[j], radii[j])?
+
+    Every point-centre distance, a block of points at a time (one matrix product each, memory
+    O(block x centres)), float64 for the pairs within float32 rounding of a boundary: the flags
+    equal a float64 brute-force computation. This is the way round for few balls and many points
+    -- an audit's sample against a million-document reference -- where searching from each
+    ball's centre must enumerate most of the reference when the balls are wide (a search with k
+    doubling up to hundreds of thousands, which an HNSW index answers slowly).
+    """
+    centres = np.ascontiguousarray(centres, dtype=np.float32)
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    r = np.asarray(radii, dtype=np.float64)
+    if len(r) != len(centres):
+        raise InvalidInputError("one radius per ball centre is required")
+    c_norm2 = np.einsum("ij,ij->i", centres, centres, dtype=np.float64)
+    p_norm2 = np.einsum("ij,ij->i", points, points, dtype=np.float64)
+    rounding = _rounding(points.shape[1])
+    r2 = r**2
+    margin = rounding * (float(c_norm2.max(initial=0.0)) + r2)  # + rounding * |p|^2 per row
+    c_norm2_32 = c_norm2.astype(np.float32)
+    out = np.zeros(len(points), dtype=bool)
+    block = max(1, ELEMENT_BUDGET // (8 * max(len(centres), 1)))
+    for start in range(0, len(points), block):
+        p = points[start : start + block]
+        d2 = p_norm2[start : start + block, None].astype(np.float32) + c_norm2_32[None, :]
+        d2 -= 2.0 * (p @ centres.T)
+        tol = margin[None, :] + rounding * p_norm2[start : start + block, None]
+        sure = d2 < r2[None, :] - tol
+        hit = sure.any(axis=1)
+        unsure = ~hit[:, None] & (d2 <= r2[None, :] + tol) & ~sure
+        rows, cols = np.nonzero(unsure)
+        if len(rows):
+            inside = np.sqrt(_pair_sq_distances(centres[cols], p[rows])) < r[cols]
+            hit[rows[inside]] = True
+        out[start : start + block] = hit
+    return out
+
+
 def ball_membership(
     index: faiss.Index,
     data: np.ndarray,

@@ -9,8 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.coverage import compute_prdc, coverage_report
-from detectors.errors import DimensionMismatchError, EmptyCorpusError, InsufficientDataError
-from detectors.index import ball_membership, build_index
+from detectors.errors import (
+    DimensionMismatchError,
+    EmptyCorpusError,
+    InsufficientDataError,
+    InvalidInputError,
+)
+from detectors.index import ball_membership, build_index, covered_by_balls
 from detectors.reference import ReferenceCorpus
 
 METRICS = ("precision", "recall", "density", "coverage")
@@ -29,6 +34,7 @@ def _assert_equal_to_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> None:
         (1000, 800, 64, 5, 0.3),
         (600, 900, 16, 3, 0.0),
         (500, 500, 384, 10, 1.0),
+        (3200, 150, 32, 5, 0.5),  # few fakes: recall flags from distances (covered_by_balls)
     ],
 )
 def test_equal_to_prdc_on_random_vectors(n_real, n_fake, dim, k, shift):
@@ -99,6 +105,24 @@ def test_ball_membership_matches_brute_force_and_doubles_k():
     dist = np.linalg.norm(queries[:, None, :].astype(np.float64) - data[None], axis=2)
     np.testing.assert_array_equal(got, dist < radii[:, None])
     assert got.sum(axis=1).max() > 100
+
+
+def test_covered_by_balls_matches_brute_force_at_the_boundary():
+    """Wide balls (each holds most points, the case a search from the centres handles badly),
+    and points placed exactly on a boundary: the flags equal float64 brute force."""
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(40, 24)).astype(np.float32)
+    points = rng.normal(size=(3000, 24)).astype(np.float32) * 2
+    dist = np.linalg.norm(points[:, None, :].astype(np.float64) - centres[None], axis=2)
+    # Each ball's radius is the distance of its 16th nearest point: 15 points inside, and the
+    # 16th exactly on the boundary (outside: membership is strict).
+    radii = np.sort(dist, axis=0)[15]
+    got = covered_by_balls(centres, radii, points)
+    want = (dist < radii[None, :]).any(axis=1)
+    np.testing.assert_array_equal(got, want)
+    assert 0.05 < want.mean() < 0.9  # a real mix of covered and uncovered points
+    with pytest.raises(InvalidInputError, match="one radius per ball"):
+        covered_by_balls(centres, radii[:-1], points)
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
