@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +39,7 @@ from service.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shift import DATA, jsonl, passages_of
+from timing import cold_cli_audit, timed
 
 STAGES = ("coverage_report", "estimate_synthetic", "human_run", "forecast", "min_top_up")
 NARROW = ("business", "sport")
@@ -62,17 +60,6 @@ def candidates(rng: np.random.Generator) -> dict[str, list[str]]:
     }
 
 
-def timed(name: str, fn: Callable, log: dict[str, float]) -> Callable:
-    def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            log[name] = log.get(name, 0.0) + time.perf_counter() - t0
-
-    return wrapper
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/audit_stages.json"))
@@ -83,8 +70,8 @@ def main() -> None:
     embedder = Embedder(precision=settings.embedding_precision)
     log: dict[str, float] = {}
     for name in STAGES:
-        setattr(audit_module, name, timed(name, getattr(audit_module, name), log))
-    embedder.embed = timed("embedding", embedder.embed, log)  # type: ignore[method-assign]
+        setattr(audit_module, name, timed(log, name, getattr(audit_module, name)))
+    embedder.embed = timed(log, "embedding", embedder.embed)  # type: ignore[method-assign]
     t0 = time.perf_counter()
     build_reference(
         store, "bbc", [d.text for d in bbc_news()], embedder=embedder, settings=settings
@@ -102,22 +89,7 @@ def main() -> None:
         total = time.perf_counter() - t0
         path = data_dir / f"{name}.jsonl"
         path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-        env = {**os.environ, "COLLAPSE_GUARD_DATA_DIR": str(data_dir)}
-        t0 = time.perf_counter()
-        cli = subprocess.run(
-            [
-                Path(sys.executable).parent / "collapse-guard",
-                *("audit", str(path), "--reference", "bbc", "--quiet"),
-                *("--json", str(data_dir / f"{name}.json")),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        cold = time.perf_counter() - t0
-        if cli.returncode not in (0, 10, 20, 30):
-            raise SystemExit(f"cold audit failed ({cli.returncode}): {cli.stderr[-2000:]}")
-        cold_decision = json.loads((data_dir / f"{name}.json").read_text())["verdict"]["decision"]
+        cold, cold_decision = cold_cli_audit(data_dir, path, "bbc", data_dir / f"{name}.json")
         stages = {k: log.get(k, 0.0) for k in ("embedding", *STAGES)}
         row = {
             "candidate": name,

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from timing import cold_cli_audit, timed
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -202,17 +203,6 @@ class ReplayEmbedder:
         )
 
 
-def timed(log: dict[str, float], name: str, fn):  # type: ignore[no-untyped-def]
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            log[name] = log.get(name, 0.0) + time.perf_counter() - t0
-
-    return wrapper
-
-
 def build(work: Path) -> dict:
     import detectors.reference as reference_module
     import service.audit as audit_module
@@ -326,29 +316,15 @@ def warm_audit(work: Path) -> dict:
 
 
 def cold_audit(work: Path, name: str) -> dict:
-    out = work / f"audit-{name}.json"
-    env = {**os.environ, "COLLAPSE_GUARD_DATA_DIR": str(work / "data")}
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [
-            Path(sys.executable).parent / "collapse-guard",
-            *("audit", str(work / f"candidate-{name}.jsonl"), "--reference", "news"),
-            *("--quiet", "--json", str(out)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    seconds, decision = cold_cli_audit(
+        work / "data", work / f"candidate-{name}.jsonl", "news", work / f"audit-{name}.json"
     )
-    seconds = time.perf_counter() - t0
-    if proc.returncode not in (0, 10, 20, 30):
-        raise SystemExit(f"cold audit failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    verdict = json.loads(out.read_text())["verdict"]
     documents = sum(1 for _ in (work / f"candidate-{name}.jsonl").open())
     return {
         "candidate": name,
         "documents": documents,
         "seconds": round(seconds, 1),
-        "decision": verdict["decision"],
+        "decision": decision,
     }
 
 
