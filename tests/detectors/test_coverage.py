@@ -181,6 +181,22 @@ def test_report_compares_with_size_matched_baseline():
     assert report == coverage_report(ref, same, n_bootstrap=100, random_state=1)  # seeded
 
 
+@pytest.mark.parametrize("block_values", [1, 7 * 2000])
+def test_bootstrap_in_blocks_gives_the_same_report(monkeypatch, block_values):
+    """The row weights are drawn a block of replicates at a time (bounded memory for a large
+    reference): the report and the caller's random stream afterwards equal one block's."""
+    import detectors.coverage as coverage
+
+    rng = np.random.default_rng(8)
+    ref = ReferenceCorpus(k=5, random_state=0).fit(rng.normal(size=(2500, 16)).astype(np.float32))
+    cand = 1.3 * rng.normal(size=(300, 16)).astype(np.float32)
+    whole_rng, blocks_rng = np.random.default_rng(3), np.random.default_rng(3)
+    whole = coverage_report(ref, cand, n_bootstrap=60, random_state=whole_rng)
+    monkeypatch.setattr(coverage, "BOOTSTRAP_BLOCK_VALUES", block_values)  # 1 or 7 replicates
+    assert coverage_report(ref, cand, n_bootstrap=60, random_state=blocks_rng) == whole
+    assert blocks_rng.random(4).tolist() == whole_rng.random(4).tolist()  # the stream left alike
+
+
 def test_report_rejects_wrong_dimension():
     rng = np.random.default_rng(6)
     ref = ReferenceCorpus().fit(rng.normal(size=(200, 8)).astype(np.float32))
