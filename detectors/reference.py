@@ -16,7 +16,6 @@ writes only the new one (plus radii, meta and, for an approximate index, the ind
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -33,6 +32,7 @@ from detectors.errors import (
 )
 from detectors.index import (
     EXACT_THRESHOLD,
+    FLAT_STORAGE_KINDS,
     IndexKind,
     as_matrix,
     build_index,
@@ -41,6 +41,14 @@ from detectors.index import (
     resolve_kind,
 )
 from detectors.modes import fit_modes
+from detectors.reference_files import (
+    link_all,
+    load_parts,
+    loaded_index,
+    part_names,
+    stored_part_names,
+)
+from detectors.rows import PartRows, checked_rows, indexed_rows, take_rows
 from detectors.storage import resolve_dir, write_dir_atomic
 
 if TYPE_CHECKING:
@@ -100,32 +108,39 @@ class ReferenceCorpus:
         params.setdefault("model", embedder.model_name)
         return cls(**params).fit(result.vectors, texts=texts)
 
-    def fit(self, vectors: np.ndarray, *, texts: Sequence[str] | None = None) -> Self:
-        vectors = as_matrix(vectors, name="reference vectors")
+    def fit(self, vectors: np.ndarray | PartRows, *, texts: Sequence[str] | None = None) -> Self:
+        """Split off the held-out part and index the rest. `vectors` may be a `PartRows` (a
+        staged build's chunks on disk): each row is then read once, into its side of the split."""
+        vectors = checked_rows(vectors, name="reference vectors")
         _check_texts(texts, len(vectors))
-        core, holdout, core_texts = self._split(vectors, texts, appends=0)
-        if len(core) < self.k + 2:
+        core_rows, holdout, core_texts = self._split(vectors, texts, appends=0)
+        if len(core_rows) < self.k + 2:
             raise InsufficientDataError(
                 f"a reference needs at least {self.k + 2} indexed documents for k={self.k} "
-                f"(after holding out {self.holdout_fraction:.0%}); got {len(core)}"
+                f"(after holding out {self.holdout_fraction:.0%}); got {len(core_rows)}"
             )
         self.dim_ = vectors.shape[1]
-        self.vectors_ = core
         self.holdout_ = holdout
         self.snippets_: list[str] | None = core_texts
-        self.index_kind_ = resolve_kind(self.index, len(core), self.exact_threshold)
-        self.index_ = build_index(core, self.index_kind_)
+        self.index_kind_ = resolve_kind(self.index, len(core_rows), self.exact_threshold)
+        empty = np.empty((0, self.dim_), dtype=np.float32)
+        start = (
+            build_index(empty, self.index_kind_)
+            if self.index_kind_ in FLAT_STORAGE_KINDS
+            else None  # IVF: trained on the indexed vectors, built from a copy of them
+        )
+        self.index_, self.vectors_ = indexed_rows(vectors, core_rows, self.index_kind_, start)
         self.n_appends_ = 0
-        self.parts_: list[tuple[int, int]] = [(len(core), len(holdout))]  # (indexed, held out)
+        self.parts_: list[tuple[int, int]] = [(len(core_rows), len(holdout))]  # (indexed, held out)
         self._saved_in = None  # (a folder, how many of our parts it holds): none yet
         self.created_ = datetime.now(UTC).isoformat(timespec="seconds")
         self._cache = {}
         return self
 
-    def append(self, vectors: np.ndarray, *, texts: Sequence[str] | None = None) -> Self:
+    def append(self, vectors: np.ndarray | PartRows, *, texts: Sequence[str] | None = None) -> Self:
         """Add documents without rebuilding the index; radii, tails and modes go stale."""
         self._check_fitted()
-        vectors = as_matrix(vectors, name="appended vectors", dim=self.dim_)
+        vectors = checked_rows(vectors, name="appended vectors", dim=self.dim_)
         _check_texts(texts, len(vectors))
         if (texts is None) != (self.snippets_ is None):
             raise InvalidInputError(
@@ -136,19 +151,27 @@ class ReferenceCorpus:
                 + " texts"
             )
         self.n_appends_ += 1
-        core, holdout, core_texts = self._split(vectors, texts, appends=self.n_appends_)
-        self.index_.add(core)
-        self.vectors_ = np.vstack([self.vectors_, core])
+        core_rows, holdout, core_texts = self._split(vectors, texts, appends=self.n_appends_)
+        if self.index_kind_ in FLAT_STORAGE_KINDS:
+            # Added to a copy: arrays handed out of the old index's storage stay valid.
+            self.index_, self.vectors_ = indexed_rows(
+                vectors, core_rows, self.index_kind_, faiss.clone_index(self.index_)
+            )
+        else:
+            added = take_rows(vectors, core_rows)
+            self.index_.add(added)
+            self.vectors_ = np.vstack([self.vectors_, added])
         self.holdout_ = np.vstack([self.holdout_, holdout])
         if self.snippets_ is not None and core_texts is not None:
             self.snippets_.extend(core_texts)
-        self.parts_.append((len(core), len(holdout)))
+        self.parts_.append((len(core_rows), len(holdout)))
         self._cache = {}
         return self
 
     def _split(
-        self, vectors: np.ndarray, texts: Sequence[str] | None, appends: int
+        self, vectors: np.ndarray | PartRows, texts: Sequence[str] | None, appends: int
     ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+        """(the indexed rows' numbers, the held-out vectors, the indexed rows' snippets)."""
         # Seeded by (random_state, append number): a reloaded reference appends reproducibly.
         rng = np.random.default_rng([self.random_state, appends])
         order = rng.permutation(len(vectors))
@@ -156,8 +179,8 @@ class ReferenceCorpus:
         hold_idx, core_idx = np.sort(order[:n_hold]), np.sort(order[n_hold:])
         core_texts = None if texts is None else [texts[i][:SNIPPET_CHARS] for i in core_idx]
         dim = vectors.shape[1]
-        holdout = vectors[hold_idx] if n_hold else np.empty((0, dim), dtype=np.float32)
-        return vectors[core_idx], holdout, core_texts
+        holdout = take_rows(vectors, hold_idx) if n_hold else np.empty((0, dim), dtype=np.float32)
+        return core_idx, holdout, core_texts
 
     # ------------------------------------------------------------------ derived, lazily
     def _check_fitted(self) -> None:
@@ -248,10 +271,10 @@ class ReferenceCorpus:
             core_at = np.cumsum([0] + [n for n, _ in self.parts_])
             hold_at = np.cumsum([0] + [n for _, n in self.parts_])
             for i in range(len(self.parts_)):
-                names = _part_names(i)
+                names = part_names(i)
                 if saved_in is not None and i < saved_in[1]:
-                    old = _stored_part_names(saved_in[0], i)
-                    if _link_all(saved_in[0], old, folder, names, self.snippets_ is not None):
+                    old = stored_part_names(saved_in[0], i)
+                    if link_all(saved_in[0], old, folder, names, self.snippets_ is not None):
                         continue
                 core = slice(core_at[i], core_at[i + 1])
                 np.save(folder / names["vectors"], self.vectors_[core])
@@ -303,16 +326,12 @@ class ReferenceCorpus:
             )
             # Format 1 kept everything in one file each: that is part 0.
             parts = [tuple(p) for p in meta.get("parts", [[meta["n_indexed"], meta["n_holdout"]]])]
-            names = [_stored_part_names(folder, i) for i in range(len(parts))]
-            vectors = _load_parts(folder, [n["vectors"] for n in names], meta["dim"])
-            holdout = _load_parts(folder, [n["holdout"] for n in names], meta["dim"])
+            names = [stored_part_names(folder, i) for i in range(len(parts))]
+            stored = PartRows([folder / n["vectors"] for n in names], name="vectors")
+            holdout = load_parts(folder, [n["holdout"] for n in names], meta["dim"])
             radii = np.load(folder / "radii.npy")
             kind = meta["index_kind"]
-            index = (
-                build_index(vectors, kind)
-                if kind == "exact"
-                else faiss.read_index(str(folder / "index.faiss"))
-            )
+            index, vectors = loaded_index(folder, kind, stored)
             snippets: list[str] | None = None
             if (folder / names[0]["snippets"]).is_file():
                 snippets = []
@@ -321,7 +340,7 @@ class ReferenceCorpus:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptReferenceError(f"reference at {path} is unreadable: {exc}") from exc
         if not (
-            vectors.shape == (meta["n_indexed"], meta["dim"])
+            vectors.shape == stored.shape == (meta["n_indexed"], meta["dim"])
             and holdout.shape == (meta["n_holdout"], meta["dim"])
             and radii.shape == (meta["n_indexed"],)
             and index.ntotal == meta["n_indexed"]
@@ -337,51 +356,6 @@ class ReferenceCorpus:
         ref._saved_in = (folder, len(parts))
         ref._cache = {"radii": radii}
         return ref
-
-
-def _part_names(i: int) -> dict[str, str]:
-    """File names of part `i` in format 2."""
-    return {
-        "vectors": f"vectors-{i:04d}.npy",
-        "holdout": f"holdout-{i:04d}.npy",
-        "snippets": f"snippets-{i:04d}.json",
-    }
-
-
-def _stored_part_names(folder: Path, i: int) -> dict[str, str]:
-    """File names of part `i` in a saved folder: format 1 holds one part, in unnumbered files."""
-    if i == 0 and (folder / "vectors.npy").is_file():
-        return {"vectors": "vectors.npy", "holdout": "holdout.npy", "snippets": "snippets.json"}
-    return _part_names(i)
-
-
-def _link_all(
-    source: Path, old: dict[str, str], folder: Path, new: dict[str, str], snippets: bool
-) -> bool:
-    """Hard-link a stored part into `folder` (no bytes copied); False if it cannot be (the old
-    folder is gone, or the file system has no hard links): the caller writes it instead."""
-    keys = ["vectors", "holdout"] + (["snippets"] if snippets else [])
-    try:
-        for key in keys:
-            os.link(source / old[key], folder / new[key])
-    except OSError:
-        for key in keys:
-            (folder / new[key]).unlink(missing_ok=True)
-        return False
-    return True
-
-
-def _load_parts(folder: Path, names: list[str], dim: int) -> np.ndarray:
-    """The parts' rows in one array, filled in place (no second copy of all of them)."""
-    arrays = [np.load(folder / name, mmap_mode="r") for name in names]
-    out = np.empty((sum(len(a) for a in arrays), dim), dtype=np.float32)
-    at = 0
-    for array in arrays:
-        if array.ndim != 2 or array.shape[1] != dim:
-            raise ValueError(f"a part has shape {array.shape}, expected (n, {dim})")
-        out[at : at + len(array)] = array
-        at += len(array)
-    return out
 
 
 def _check_texts(texts: Sequence[str] | None, n: int) -> None:

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from detectors.embedding import check_document
 from detectors.errors import CollapseGuardError, EmptyCorpusError, InvalidInputError
 from detectors.reference import SNIPPET_CHARS, ReferenceCorpus
+from detectors.rows import PartRows
 from service.staging import (
     Staging,
     StagingError,
@@ -158,7 +157,6 @@ def _build(
     total = len(texts) if isinstance(texts, Sized) else None
     done = resumed
     verified = 0  # staged chunks this input was checked against
-    dim: int | None = None
     for i, chunk in enumerate(_chunks(texts, chunk_documents)):
         if i < len(staged):
             if chunk_digest(chunk) != staged[i]["sha256"] or len(chunk) != staged[i]["n"]:
@@ -176,7 +174,6 @@ def _build(
                 progress(base + d, total if total is not None else base + n)
 
         vectors = embedder.embed(chunk, progress=chunk_progress).vectors
-        dim = vectors.shape[1]
         staging.add(chunk, vectors)
         done += len(chunk)
     if verified < len(staged):
@@ -186,16 +183,15 @@ def _build(
         )
     if staging.n_documents == 0:
         raise EmptyCorpusError("the corpus is empty: pass at least one document")
-    if dim is None:  # every chunk was staged before: read the dimension from one
-        dim = int(np.load(staging.parts()[0].vectors, mmap_mode="r").shape[1])
-    vectors = staging.vectors(dim)
+    # The staged chunks on disk: the fit reads each row once, into its side of the split.
+    staged_vectors = PartRows([part.vectors for part in staging.parts()], name="staged vectors")
     reference = ReferenceCorpus(
         holdout_fraction=settings.holdout_fraction,
         tail_quantile=settings.tail_quantile,
         model=embedder.model_name,
         random_state=settings.random_state,
-    ).fit(vectors, texts=staging.snippets(SNIPPET_CHARS))
-    del vectors  # the reference holds its own split of them; the store links the staged files
+    ).fit(staged_vectors, texts=staging.snippets(SNIPPET_CHARS))
+    del staged_vectors  # the reference holds its split of them; the store links the staged files
     info = store.create_reference_from_parts(name, staging.parts(), reference)
     staging.remove()
     return StagedBuild(

@@ -153,16 +153,6 @@ class Staging:
             for c in self.manifest["chunks"]
         ]
 
-    def vectors(self, dim: int) -> np.ndarray:
-        """All staged vectors in one array, filled chunk by chunk (no second full copy)."""
-        out = np.empty((self.n_documents, dim), dtype=np.float32)
-        at = 0
-        for part in self.parts():
-            block = np.load(part.vectors, mmap_mode="r")
-            out[at : at + len(block)] = block
-            at += len(block)
-        return out
-
     def snippets(self, chars: int) -> list[str]:
         """The start of every staged text (what a reference keeps of its documents in memory)."""
         return [text[:chars] for part in self.parts() for text in read_texts(part.texts)]

@@ -67,11 +67,14 @@ def test_ivf_append_reuses_trained_cells():
 
 def test_append_without_rebuild_matches_a_fresh_fit(vectors):
     ref = ReferenceCorpus().fit(vectors[:600])
-    index_before = ref.index_
+    index_before, vectors_before = ref.index_, ref.vectors_
+    copy_before = vectors_before.copy()
     _ = ref.radii_
     ref.append(vectors[600:])
-    assert ref.index_ is index_before  # added to, not rebuilt
-    assert ref.index_.ntotal == len(ref.vectors_) == 480 + 320
+    # Added to a copy of the index: an array handed out before the append still reads what it did.
+    assert index_before.ntotal == 480 and ref.index_.ntotal == len(ref.vectors_) == 480 + 320
+    np.testing.assert_array_equal(vectors_before, copy_before)
+    np.testing.assert_array_equal(ref.vectors_[:480], copy_before)  # the old rows, then the new
     fresh_radii = knn_radii(build_index(ref.vectors_, "exact"), ref.vectors_, ref.k)
     np.testing.assert_allclose(ref.radii_, fresh_radii)  # stale radii were recomputed
     assert len(ref) == 1000

@@ -1,0 +1,111 @@
+"""Rows of several [n_i, dim] arrays or .npy files read as one matrix, unjoined.
+
+A streamed reference build stages its vectors on disk chunk by chunk, and fitting splits them into
+indexed and held-out rows. Joining the chunks into one array and then splitting it held the whole
+and both of its parts at once; `PartRows.take` gathers each part's rows straight into the part of
+the split they belong to, so the whole is never in memory. A part given as a file is memory-mapped
+only while it is read: its pages are not left counted in the process's resident memory.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from detectors.errors import DimensionMismatchError, EmptyCorpusError, InvalidInputError
+from detectors.index import as_matrix, build_index, index_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import faiss
+
+
+class PartRows:
+    """The rows of `parts` (arrays or .npy files), in order, as one [n, dim] matrix that is read
+    only through `take`."""
+
+    def __init__(self, parts: Sequence[np.ndarray | os.PathLike[str]], *, name: str = "vectors"):
+        dims = set()
+        lengths = []
+        for part in parts:
+            array = _open(part)
+            if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+                raise InvalidInputError(
+                    f"{name}: every part must be a numeric [n, dim] array, got {array.dtype} "
+                    f"of shape {array.shape}"
+                )
+            dims.add(array.shape[1])
+            lengths.append(len(array))
+        if len(dims) > 1:
+            raise DimensionMismatchError(f"{name}: parts of different dimensions {sorted(dims)}")
+        self.name = name
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0, *lengths])
+        if self.offsets[-1] == 0:
+            raise EmptyCorpusError(f"{name} is empty: pass at least one vector")
+        self.shape = (int(self.offsets[-1]), dims.pop())
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows `rows` (ascending) as a C-contiguous float32 array, checked finite part by part."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (np.any(np.diff(rows) < 0) or rows[0] < 0 or rows[-1] >= len(self)):
+            raise ValueError("rows must be ascending indices within the matrix")
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        bounds = np.searchsorted(rows, self.offsets)  # rows[bounds[i]:bounds[i+1]] are in part i
+        for i, part in enumerate(self.parts):
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo == hi:
+                continue
+            block = np.asarray(_open(part)[rows[lo:hi] - self.offsets[i]], dtype=np.float32)
+            if not np.isfinite(block).all():
+                raise InvalidInputError(f"{self.name} contains NaN or infinite values")
+            out[lo:hi] = block
+        return out
+
+
+def _open(part: np.ndarray | os.PathLike[str]) -> np.ndarray:
+    """An array, or a .npy file memory-mapped (unmapped when the caller drops it)."""
+    return part if isinstance(part, np.ndarray) else np.load(part, mmap_mode="r")
+
+
+def checked_rows(
+    x: np.ndarray | PartRows, *, name: str, dim: int | None = None
+) -> np.ndarray | PartRows:
+    """`x` checked as `as_matrix` does; a `PartRows` is checked row by row as it is read."""
+    if not isinstance(x, PartRows):
+        return as_matrix(x, name=name, dim=dim)
+    if dim is not None and x.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{name} has dimension {x.shape[1]} but the reference has {dim}: "
+            "embed both with the same model"
+        )
+    return x
+
+
+def take_rows(x: np.ndarray | PartRows, rows: np.ndarray) -> np.ndarray:
+    return x.take(rows) if isinstance(x, PartRows) else x[rows]
+
+
+ADD_BLOCK = 1 << 16  # rows added to a flat-storage index at a time (100 MB at 384 dimensions)
+
+
+def indexed_rows(
+    source: np.ndarray | PartRows, rows: np.ndarray, kind: str, index: faiss.Index | None
+) -> tuple[faiss.Index, np.ndarray]:
+    """(an index over `source`'s `rows`, the indexed vectors). A flat or HNSW index (`index`,
+    empty or to grow) stores the vectors itself: they are added a block at a time and read back
+    from it (`index_rows`), so they are in memory once. Other kinds: built from a copy."""
+    if index is None:
+        vectors = take_rows(source, rows)
+        return build_index(vectors, kind), vectors
+    for start in range(0, len(rows), ADD_BLOCK):
+        index.add(take_rows(source, rows[start : start + ADD_BLOCK]))
+    stored = index_rows(index)
+    assert stored is not None  # a flat-storage kind, by the caller's choice
+    return index, stored
