@@ -2,10 +2,10 @@
 
 The input is read as a stream and embedded `chunk_documents` at a time. Each chunk's texts and
 vectors are written to the build's staging folder (`service.staging`) before the next is read, so
-memory holds one chunk of texts plus the vectors embedded so far (the index needs them all). After
-the last chunk the vectors are read back, the reference is fitted (it keeps the first
-`SNIPPET_CHARS` of each text, not the texts) and stored with the staged files hard-linked in as its
-parts, and the staging is removed.
+memory holds one chunk of texts and of vectors while embedding. After the last chunk the reference
+is fitted on the staged files (`detectors.rows.PartRows`: each row read once, into the index or the
+held-out part, a block at a time; it keeps the first `SNIPPET_CHARS` of each text, not the texts)
+and stored with the staged files hard-linked in as its parts, and the staging is removed.
 
 A build killed at any point (kill -9 included) leaves its staging. `resume=True` checks that the
 input and the settings are the staged build's, reads past the staged documents (checking each

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         default=2,
         ge=0,
         description="References kept loaded in memory between audits, most recently used "
-        "(0: load at every audit). A million-document reference holds ~3 GB and loads in "
+        "(0: load at every audit). A million-document reference holds ~1.9 GB and loads in "
         "seconds.",
     )
     full_read_bytes: int = Field(
