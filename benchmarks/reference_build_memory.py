@@ -1,10 +1,14 @@
-"""Peak memory of a streamed reference build at several sizes: it grows with N only by the vectors.
+"""Peak memory of a streamed reference build at several sizes, beside what the built reference
+itself holds once loaded: the difference should not grow with N.
 
     .venv/bin/python benchmarks/reference_build_memory.py [--real 1000,4000] [--cheap 20000,100000]
 
 Each build runs in a fresh process (`--worker`), through `service.audit.build_reference` on a
 `CorpusReader` over a JSONL file, as `collapse-guard reference build` does, and reports its peak
-resident memory (VmHWM from /proc/self/status), the wall time and the documents per second.
+resident memory (VmHWM from /proc/self/status), the wall time and the documents per second. A
+second fresh process (`--load`) loads the built reference (`Store.load_reference`) and reports its
+RSS growth: the index with the indexed vectors, the held-out vectors, radii and snippets, which a
+reference needs in memory to be used at all.
 
 - real: real documents (BBC News articles, then Wikipedia paragraphs: 5,6k available) embedded
   with the real model (all-MiniLM-L6-v2), chunk 4096 (the default).
@@ -14,10 +18,11 @@ resident memory (VmHWM from /proc/self/status), the wall time and the documents 
   take hours to reach (about 70 documents/s on 2 cores); the vectors are the same size as real
   ones, only not meaningful.
 
-Beside the peak, each row states the vectors' own size (N x 384 x 4 bytes) and the texts' size in
-bytes: the build before issue 17 held every text and vector in memory at once (its peak grew with
-the texts too); this one holds one chunk of texts, plus the vectors and the reference's 160-char
-snippets. Results: benchmarks/results/reference_build_memory.json.
+Beside the peak, each row states the vectors' own size (N x 384 x 4 bytes), the texts' size, the
+loaded reference's size and the build's growth beyond it (`growth_beyond_loaded_reference_mb`):
+the build holds one chunk of texts and vectors while embedding, then fits from the staged files a
+block at a time, so that column is about one chunk and one block whatever N is.
+Results: benchmarks/results/reference_build_memory.json.
 """
 
 from __future__ import annotations
@@ -132,6 +137,20 @@ def worker(corpus: Path, data_dir: Path, kind: str) -> dict:
     }
 
 
+def load_worker(data_dir: Path) -> dict:
+    """RSS growth of loading the built reference in a fresh process: what the reference itself
+    holds (its index with the indexed vectors, the held-out vectors, radii and snippets)."""
+    from service.settings import Settings
+    from service.store import Store
+
+    before = current_rss_bytes()
+    with Store(Settings(data_dir=data_dir)) as store:
+        _, reference = store.load_reference("ref")
+        grown = current_rss_bytes() - before
+        kind = reference.index_kind_
+    return {"loaded_reference_mb": round(grown / 2**20, 1), "index": kind}
+
+
 def run(n: int, kind: str, tmp: Path) -> dict:
     corpus = tmp / f"{kind}-{n}.jsonl"
     text_bytes = write_corpus(corpus, n, tagged=kind == "cheap")
@@ -143,11 +162,20 @@ def run(n: int, kind: str, tmp: Path) -> dict:
         check=True,
     )
     row = json.loads(proc.stdout.strip().splitlines()[-1])
+    loaded = subprocess.run(
+        [sys.executable, __file__, "--load", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    row |= json.loads(loaded.stdout.strip().splitlines()[-1])
+    growth = row["peak_rss_mb"] - row["rss_before_build_mb"]
     row |= {
         "embedder": "all-MiniLM-L6-v2" if kind == "real" else CheapEmbedder.model_name,
         "texts_mb": round(text_bytes / 2**20, 1),
         "vectors_mb": round(n * DIM * 4 / 2**20, 1),
-        "growth_over_baseline_mb": round(row["peak_rss_mb"] - row["rss_before_build_mb"], 1),
+        "growth_over_baseline_mb": round(growth, 1),
+        "growth_beyond_loaded_reference_mb": round(growth - row["loaded_reference_mb"], 1),
     }
     print(json.dumps(row), flush=True)
     return row
@@ -158,7 +186,11 @@ def main() -> None:
     parser.add_argument("--real", default="1000,4000", help="sizes built with the real model")
     parser.add_argument("--cheap", default="20000,100000", help="sizes with the stand-in")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load:
+        print(json.dumps(load_worker(args.load)))
+        return
     if args.worker:
         corpus, data_dir, kind = args.worker
         print(json.dumps(worker(Path(corpus), Path(data_dir), kind)))

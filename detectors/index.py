@@ -111,42 +111,6 @@ def build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
     return index
 
 
-# Kinds whose FAISS index stores the vectors as given, in insertion order, in one flat array: a
-# reference reads its vectors from the index (`index_rows`) instead of keeping a second copy.
-FLAT_STORAGE_KINDS = ("exact", "hnsw")
-
-
-class _IndexRows:
-    """Hands numpy a flat-storage index's vectors; the array's base holds the index alive."""
-
-    def __init__(self, index: Any, storage: Any) -> None:
-        self.index = index
-        n, d = storage.ntotal, storage.d
-        start = faiss.rev_swig_ptr(storage.get_xb(), n * d).__array_interface__["data"][0]
-        self.__array_interface__ = {
-            "shape": (n, d),
-            "typestr": "<f4",
-            "data": (start, True),  # read-only: a write would change the index behind its back
-            "version": 3,
-        }
-
-
-def index_rows(index: faiss.Index) -> np.ndarray | None:
-    """The vectors a flat or HNSW-flat index stores, [ntotal, d] float32, read-only and not
-    copied; None for other kinds. The array keeps the index alive, but an `add` to the index may
-    move its storage: while such an array is in use, add to a copy (`faiss.clone_index`)."""
-    typed = faiss.downcast_index(index)  # a proxy that does not own the index: `index` does
-    if isinstance(typed, faiss.IndexHNSWFlat):
-        storage = faiss.downcast_index(typed.storage)
-    elif isinstance(typed, faiss.IndexFlat):
-        storage = typed
-    else:
-        return None
-    if storage.ntotal == 0:
-        return np.empty((0, storage.d), dtype=np.float32)
-    return np.asarray(_IndexRows(index, storage))
-
-
 def local_search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """FAISS's own search in this process: float32 squared distances and ids [n, k] (-1 where an
     approximate index found fewer). Every search below goes through a `Search` of this contract,

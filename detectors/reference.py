@@ -32,7 +32,6 @@ from detectors.errors import (
 )
 from detectors.index import (
     EXACT_THRESHOLD,
-    FLAT_STORAGE_KINDS,
     IndexKind,
     as_matrix,
     build_index,
@@ -48,7 +47,7 @@ from detectors.reference_files import (
     part_names,
     stored_part_names,
 )
-from detectors.rows import PartRows, checked_rows, indexed_rows, take_rows
+from detectors.rows import FLAT_STORAGE_KINDS, PartRows, checked_rows, indexed_rows, take_rows
 from detectors.storage import resolve_dir, write_dir_atomic
 
 if TYPE_CHECKING:

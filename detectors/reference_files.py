@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from detectors.index import build_index, index_rows
-from detectors.rows import PartRows, indexed_rows
+from detectors.index import build_index
+from detectors.rows import PartRows, index_rows, indexed_rows
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -5,22 +5,80 @@ indexed and held-out rows. Joining the chunks into one array and then splitting 
 and both of its parts at once; `PartRows.take` gathers each part's rows straight into the part of
 the split they belong to, so the whole is never in memory. A part given as a file is memory-mapped
 only while it is read: its pages are not left counted in the process's resident memory.
+
+A flat or HNSW-flat FAISS index stores the vectors it was given, in order: a reference reads its
+indexed vectors from there (`index_rows`) rather than keeping a second copy, and grows the index
+in place (`reserve_rows`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import faiss
 import numpy as np
 
 from detectors.errors import DimensionMismatchError, EmptyCorpusError, InvalidInputError
-from detectors.index import as_matrix, build_index, index_rows
+from detectors.index import as_matrix, build_index
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import faiss
+
+# Kinds whose FAISS index stores the vectors as given, in insertion order, in one flat array: a
+# reference reads its vectors from the index (`index_rows`) instead of keeping a second copy.
+FLAT_STORAGE_KINDS = ("exact", "hnsw")
+
+
+class _IndexRows:
+    """Hands numpy a flat-storage index's vectors; the array's base holds the index alive."""
+
+    def __init__(self, index: Any, storage: Any) -> None:
+        self.index = index
+        n, d = storage.ntotal, storage.d
+        start = faiss.rev_swig_ptr(storage.get_xb(), n * d).__array_interface__["data"][0]
+        self.__array_interface__ = {
+            "shape": (n, d),
+            "typestr": "<f4",
+            "data": (start, True),  # read-only: a write would change the index behind its back
+            "version": 3,
+        }
+
+
+def _flat_storage(index: faiss.Index) -> Any:
+    """The IndexFlat holding a flat or HNSW-flat index's vectors; None for other kinds."""
+    typed = faiss.downcast_index(index)  # a proxy that does not own the index: `index` does
+    if isinstance(typed, faiss.IndexHNSWFlat):
+        return faiss.downcast_index(typed.storage)
+    return typed if isinstance(typed, faiss.IndexFlat) else None
+
+
+def reserve_rows(index: faiss.Index, n: int) -> None:
+    """Make room in a flat-storage index for `n` more vectors before adding them in blocks.
+
+    Each `add` grows the index's byte array, and a growth that reallocates copies every vector
+    stored so far: adding a million vectors in blocks then held the index twice at the last one.
+    Growing the array once to its final size and shrinking it back keeps the capacity (a vector's
+    shrink never frees), so the blocks are added in place. Other kinds: nothing to do."""
+    storage = _flat_storage(index)
+    if storage is None or n <= 0:
+        return
+    used = storage.ntotal * storage.code_size
+    storage.codes.resize(used + n * storage.code_size)
+    storage.codes.resize(used)
+
+
+def index_rows(index: faiss.Index) -> np.ndarray | None:
+    """The vectors a flat or HNSW-flat index stores, [ntotal, d] float32, read-only and not
+    copied; None for other kinds. The array keeps the index alive, but an `add` to the index may
+    move its storage: while such an array is in use, add to a copy (`faiss.clone_index`)."""
+    storage = _flat_storage(index)
+    if storage is None:
+        return None
+    if storage.ntotal == 0:
+        return np.empty((0, storage.d), dtype=np.float32)
+    return np.asarray(_IndexRows(index, storage))
 
 
 class PartRows:
@@ -104,6 +162,7 @@ def indexed_rows(
     if index is None:
         vectors = take_rows(source, rows)
         return build_index(vectors, kind), vectors
+    reserve_rows(index, len(rows))  # added in place: no copy of the index at a block's growth
     for start in range(0, len(rows), ADD_BLOCK):
         index.add(take_rows(source, rows[start : start + ADD_BLOCK]))
     stored = index_rows(index)

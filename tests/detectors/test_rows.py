@@ -73,7 +73,8 @@ def test_vectors_are_read_from_the_index_block_by_block_and_outlive_it(monkeypat
     import gc
 
     from detectors import rows as rows_module
-    from detectors.index import build_index, index_rows, local_search
+    from detectors.index import build_index, local_search
+    from detectors.rows import index_rows
 
     rng = np.random.default_rng(5)
     parts = _parts(rng, [50, 31, 19], dim=16)
@@ -94,3 +95,21 @@ def test_vectors_are_read_from_the_index_block_by_block_and_outlive_it(monkeypat
     gc.collect()
     np.testing.assert_array_equal(vectors, expected)  # the array keeps its index alive
     assert index_rows(build_index(joined, "ivf")) is None  # vectors in cells: read separately
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_reserved_index_grows_in_place(kind):
+    from detectors.index import build_index
+    from detectors.rows import index_rows, reserve_rows
+
+    rng = np.random.default_rng(6)
+    first, rest = _parts(rng, [40, 90], dim=16)
+    index = build_index(first, kind)
+    reserve_rows(index, len(rest))
+    at = index_rows(index).__array_interface__["data"][0]
+    np.testing.assert_array_equal(index_rows(index), first)  # the stored rows are kept
+    for start in range(0, len(rest), 30):
+        index.add(rest[start : start + 30])
+        # no reallocation, so no transient second copy of the index while it grows
+        assert index_rows(index).__array_interface__["data"][0] == at
+    np.testing.assert_array_equal(index_rows(index), np.vstack([first, rest]))
