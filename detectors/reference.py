@@ -34,7 +34,6 @@ from detectors.index import (
     EXACT_THRESHOLD,
     IndexKind,
     as_matrix,
-    build_index,
     knn,
     knn_radii,
     resolve_kind,
@@ -122,13 +121,7 @@ class ReferenceCorpus:
         self.holdout_ = holdout
         self.snippets_: list[str] | None = core_texts
         self.index_kind_ = resolve_kind(self.index, len(core_rows), self.exact_threshold)
-        empty = np.empty((0, self.dim_), dtype=np.float32)
-        start = (
-            build_index(empty, self.index_kind_)
-            if self.index_kind_ in FLAT_STORAGE_KINDS
-            else None  # IVF: trained on the indexed vectors, built from a copy of them
-        )
-        self.index_, self.vectors_ = indexed_rows(vectors, core_rows, self.index_kind_, start)
+        self.index_, self.vectors_ = indexed_rows(vectors, core_rows, self.index_kind_)
         self.n_appends_ = 0
         self.parts_: list[tuple[int, int]] = [(len(core_rows), len(holdout))]  # (indexed, held out)
         self._saved_in = None  # (a folder, how many of our parts it holds): none yet
@@ -151,10 +144,9 @@ class ReferenceCorpus:
             )
         self.n_appends_ += 1
         core_rows, holdout, core_texts = self._split(vectors, texts, appends=self.n_appends_)
-        if self.index_kind_ in FLAT_STORAGE_KINDS:
-            # Added to a copy: arrays handed out of the old index's storage stay valid.
+        if self.index_kind_ in FLAT_STORAGE_KINDS:  # grown from a copy of the index
             self.index_, self.vectors_ = indexed_rows(
-                vectors, core_rows, self.index_kind_, faiss.clone_index(self.index_)
+                vectors, core_rows, self.index_kind_, grow=self.index_
             )
         else:
             added = take_rows(vectors, core_rows)

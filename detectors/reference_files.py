@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from detectors.index import build_index
 from detectors.rows import PartRows, index_rows, indexed_rows
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ def loaded_index(folder: Path, kind: str, stored: PartRows) -> tuple[faiss.Index
     in memory. An IVF index keeps its vectors in its cells: they are read separately."""
     rows = np.arange(len(stored))
     if kind == "exact":
-        return indexed_rows(stored, rows, kind, build_index(np.empty((0, stored.shape[1])), kind))
+        return indexed_rows(stored, rows, kind)
     index = faiss.read_index(str(folder / "index.faiss"))
     vectors = index_rows(index)
     return index, stored.take(rows) if vectors is None else vectors

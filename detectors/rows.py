@@ -154,17 +154,27 @@ ADD_BLOCK = 1 << 16  # rows added to a flat-storage index at a time (100 MB at 3
 
 
 def indexed_rows(
-    source: np.ndarray | PartRows, rows: np.ndarray, kind: str, index: faiss.Index | None
+    source: np.ndarray | PartRows, rows: np.ndarray, kind: str, grow: faiss.Index | None = None
 ) -> tuple[faiss.Index, np.ndarray]:
-    """(an index over `source`'s `rows`, the indexed vectors). A flat or HNSW index (`index`,
-    empty or to grow) stores the vectors itself: they are added a block at a time and read back
-    from it (`index_rows`), so they are in memory once. Other kinds: built from a copy."""
-    if index is None:
+    """(an index of `kind` over `source`'s `rows`, the indexed vectors).
+
+    A flat or HNSW index stores the vectors itself: they are added a block at a time and read back
+    from it (`index_rows`), so they are in memory once. `grow`, an index of that kind, is extended
+    instead of starting empty: a copy of it, so that arrays already handed out of its storage stay
+    valid. Other kinds are built from a copy of the rows (and cannot be grown here)."""
+    if kind not in FLAT_STORAGE_KINDS:
+        if grow is not None:
+            raise ValueError(f"indexed_rows grows only {FLAT_STORAGE_KINDS} indexes, not {kind!r}")
         vectors = take_rows(source, rows)
         return build_index(vectors, kind), vectors
+    index = (
+        build_index(np.empty((0, source.shape[1]), dtype=np.float32), kind)
+        if grow is None
+        else faiss.clone_index(grow)
+    )
     reserve_rows(index, len(rows))  # added in place: no copy of the index at a block's growth
     for start in range(0, len(rows), ADD_BLOCK):
         index.add(take_rows(source, rows[start : start + ADD_BLOCK]))
     stored = index_rows(index)
-    assert stored is not None  # a flat-storage kind, by the caller's choice
+    assert stored is not None  # a flat-storage kind
     return index, stored

@@ -81,9 +81,7 @@ def test_vectors_are_read_from_the_index_block_by_block_and_outlive_it(monkeypat
     joined = np.vstack(parts)
     chosen = np.sort(rng.choice(100, size=70, replace=False))
     monkeypatch.setattr(rows_module, "ADD_BLOCK", 9)  # 8 blocks of 9 rows and one of 7
-    index, vectors = rows_module.indexed_rows(
-        PartRows(parts), chosen, kind, build_index(np.empty((0, 16), np.float32), kind)
-    )
+    index, vectors = rows_module.indexed_rows(PartRows(parts), chosen, kind)
     np.testing.assert_array_equal(vectors, joined[chosen])
     assert not vectors.flags.writeable  # a write would change the index behind its back
     whole = build_index(joined[chosen], kind)
