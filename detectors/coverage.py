@@ -13,7 +13,9 @@ so memory is the number of pairs inside the real balls plus one flag per real po
 n_real x n_fake. When the fakes are few against many real points (an audit's sample against a
 large reference), the flags come from every real-fake distance, block by block
 (`covered_by_balls`): a fake's ball then holds many real points, which a search from the fake
-would have to enumerate.
+would have to enumerate. Small exact sets (a few million pairs: a reference of a few thousand
+documents, the forecast's recursion) take both from one dense distance matrix a block at a time
+(`dense_memberships`), the same flags without hundreds of k-doubling searches.
 
 Coverage depends on the candidate's size, so `coverage_report` puts every figure beside the same
 figure for a human sample of the same size drawn from the reference's held-out part, and bootstraps
@@ -25,6 +27,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
+import faiss
 import numpy as np
 import scipy.sparse as sp
 
@@ -36,6 +39,7 @@ from detectors.index import (
     ball_membership,
     build_index,
     covered_by_balls,
+    dense_memberships,
     knn_radii,
     local_search,
     resolve_kind,
@@ -44,13 +48,15 @@ from detectors.modes import mode_table
 from detectors.results import PRDC, CoverageReport, MetricComparison
 
 if TYPE_CHECKING:
-    import faiss
-
     from detectors.reference import ReferenceCorpus
 
 
 # At least this many real points per fake point: the recall flags are computed from distances.
 FEW_FAKES_RATIO = 16
+# Up to this many real x fake pairs, both sides come from dense distances (`dense_memberships`):
+# every audit against a reference of a few thousand documents, and every scoring of the
+# forecast's recursion (hundreds per audit, where k-doubling searches were 40% of its time).
+DENSE_PAIRS = 2**23
 
 
 def memberships(
@@ -62,10 +68,13 @@ def memberships(
     k: int,
     index: str,
     search: Search = local_search,
+    dense_pairs: int = DENSE_PAIRS,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """B (real x fake) and the real points' `recalled` flags described above. `search` runs the
     FAISS searches (local, or `RaySearch` on a cluster: the same results); the flags of few
-    fakes against many real points are computed here, by distances (`covered_by_balls`)."""
+    fakes against many real points are computed here, by distances (`covered_by_balls`), and
+    both sides of small exact sets from one distance matrix (`dense_memberships`, at most
+    `dense_pairs` pairs): the same flags either way."""
     # Few fakes against many real points (an audit's sample against a large reference): each
     # fake's ball holds many real points, which a search from the fake would enumerate (k
     # doubling into the hundreds of thousands). Then the recall flags come from distances, and
@@ -73,8 +82,17 @@ def memberships(
     # neighbours, inflating the fake radii that the flags now test exactly).
     few = len(real) >= FEW_FAKES_RATIO * len(fake) and len(fake) <= EXACT_THRESHOLD
     fake_kind = "exact" if few else resolve_kind(index, len(fake))  # type: ignore[arg-type]
+    # Only where both sides are searched exactly: an approximate index's errors on the two
+    # sides partly cancel, and exact distances on one side alone would move the metrics.
+    dense = (
+        len(real) * len(fake) <= dense_pairs
+        and fake_kind == "exact"
+        and isinstance(real_index, faiss.IndexFlat)
+    )
     fake_index = build_index(fake, fake_kind)
     fake_radii = knn_radii(fake_index, fake, k, search=search)
+    if dense:  # small sets: one distance matrix decides both sides (the same flags)
+        return dense_memberships(real, real_radii, fake, fake_radii)
     real_hits = ball_membership(fake_index, fake, real, real_radii, search=search)
     if few:
         recalled = covered_by_balls(fake, fake_radii, real)

@@ -8,14 +8,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.coverage import compute_prdc, coverage_report
+from detectors.coverage import compute_prdc, coverage_report, memberships
 from detectors.errors import (
     DimensionMismatchError,
     EmptyCorpusError,
     InsufficientDataError,
     InvalidInputError,
 )
-from detectors.index import ball_membership, build_index, covered_by_balls
+from detectors.index import (
+    ball_membership,
+    build_index,
+    covered_by_balls,
+    dense_memberships,
+    knn_radii,
+)
 from detectors.reference import ReferenceCorpus
 
 METRICS = ("precision", "recall", "density", "coverage")
@@ -123,6 +129,47 @@ def test_covered_by_balls_matches_brute_force_at_the_boundary():
     assert 0.05 < want.mean() < 0.9  # a real mix of covered and uncovered points
     with pytest.raises(InvalidInputError, match="one radius per ball"):
         covered_by_balls(centres, radii[:-1], points)
+
+
+def test_dense_memberships_match_brute_force_at_both_boundaries():
+    """Small sets take one dense distance matrix for both sides of PRDC: B (fake in a real ball)
+    and the recall flags (real in a fake ball), with radii placed exactly on a point of the
+    other side (strict membership: that point is outside). Equal to float64 brute force."""
+    rng = np.random.default_rng(8)
+    real = rng.normal(size=(700, 16)).astype(np.float32)
+    fake = (rng.normal(size=(300, 16)) * 1.3 + 0.2).astype(np.float32)
+    fake[:20] = real[:20]  # exact copies: zero distances
+    dist = np.sqrt(((real[:, None, :].astype(np.float64) - fake[None]) ** 2).sum(-1))
+    real_radii = np.sort(dist, axis=1)[:, 3]  # the 4th nearest fake on the boundary
+    fake_radii = np.sort(dist, axis=0)[5]  # the 6th nearest real point on the boundary
+    hits, recalled = dense_memberships(real, real_radii, fake, fake_radii)
+    np.testing.assert_array_equal(hits.toarray(), dist < real_radii[:, None])
+    np.testing.assert_array_equal(recalled, (dist < fake_radii[None, :]).any(axis=1))
+    assert 0.05 < recalled.mean() < 0.95
+    with pytest.raises(InvalidInputError, match="one radius per point"):
+        dense_memberships(real, real_radii[:-1], fake, fake_radii)
+
+
+@pytest.mark.parametrize(
+    ("n_real", "n_fake", "dim", "unit"), [(1500, 900, 16, False), (600, 400, 384, True)]
+)
+def test_dense_and_search_memberships_agree(n_real, n_fake, dim, unit):
+    """The forecast's and small audits' dense path gives the searches' result, pair for pair."""
+    rng = np.random.default_rng(n_real)
+    real = rng.normal(size=(n_real, dim)).astype(np.float32)
+    fake = (rng.normal(size=(n_fake, dim)) * 1.1 + 0.1).astype(np.float32)
+    real[30:50] = real[0]  # duplicates: zero radii
+    fake[:10] = real[100:110]
+    if unit:
+        real /= np.linalg.norm(real, axis=1, keepdims=True)
+        fake /= np.linalg.norm(fake, axis=1, keepdims=True)
+    index = build_index(real, "exact")
+    radii = knn_radii(index, real, 5)
+    searched = memberships(real, index, radii, fake, k=5, index="exact", dense_pairs=0)
+    dense = memberships(real, index, radii, fake, k=5, index="exact")
+    assert (searched[0] != dense[0]).nnz == 0
+    np.testing.assert_array_equal(searched[1], dense[1])
+    assert dense[0].nnz > 0 and 0 < dense[1].mean() < 1
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
