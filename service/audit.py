@@ -122,6 +122,7 @@ def execute_audit(
         progress=stage("forecasting the plan") if stage else None,
         projected=projected,
         human=human_run(reference, info, plan, settings, projected),
+        processes=settings.forecast_processes,
     )
     relative = fc.relative_final()
     estimate = None if synthetic is None else synthetic.estimate
@@ -148,6 +149,7 @@ def execute_audit(
             base=fc,
             projected=projected,
             progress=stage("searching the smallest top-up") if stage else None,
+            processes=settings.forecast_processes,
         )
         top_up_forecast = found.forecast
         top_up = TopUpSearch(

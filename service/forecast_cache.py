@@ -41,7 +41,13 @@ def human_run(
     kept = _load(path)
     if kept is not None:
         return kept
-    human = human_start(reference, plan, random_state=settings.random_state, projected=projected)
+    human = human_start(
+        reference,
+        plan,
+        random_state=settings.random_state,
+        projected=projected,
+        processes=settings.forecast_processes,
+    )
     _save(path, human)
     return human
 

@@ -5,6 +5,7 @@ Nested values use a double underscore, e.g. COLLAPSE_GUARD_POLICY__MAX_SYNTHETIC
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,13 @@ from detectors.errors import InvalidInputError
 from service.policy import Policy
 
 ENV_PREFIX = "COLLAPSE_GUARD_"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -100,6 +108,14 @@ class Settings(BaseSettings):
         description="Documents a reference build embeds and stages on disk at a time (about a "
         "minute of embedding on 2 cores): a killed build resumes from its last whole chunk "
         "(`reference build --resume`; a REST build job resumes when the service restarts).",
+    )
+    forecast_processes: int = Field(
+        default_factory=lambda: min(usable_cores(), 8),
+        ge=1,
+        le=64,
+        description="Processes an audit's forecast and top-up search run their chains on (this "
+        "one and persistent spawned workers; the same numbers with any count). Default: the "
+        "usable cores, at most 8.",
     )
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     tail_quantile: float = Field(default=0.1, gt=0, lt=1)

@@ -28,7 +28,8 @@ from threadpoolctl import threadpool_limits
 
 from detectors.errors import InvalidInputError
 from detectors.index import as_matrix
-from simulations.loop import ChainRecord, run_generations, run_seeds
+from simulations.chain_pool import ChainTask, run_chains
+from simulations.loop import ChainRecord, run_generations
 from simulations.models.embedding import DESCRIPTIONS as EMBEDDING_DESCRIPTIONS
 from simulations.models.embedding import (
     RETRAINING_ERROR,
@@ -131,17 +132,21 @@ def forecast(
     projected: ProjectedReference | None = None,
     human: dict[str, Trajectory] | None = None,
     error: RetrainingError = RETRAINING_ERROR,
+    processes: int = 1,
 ) -> Forecast:
     """Forecast `plan` from `candidate` (embedding vectors) against a fitted reference. `error`:
     what a language model's retraining adds to the mixture refit (default: fitted to real
-    recursive training, README "The forecast against real retraining")."""
+    recursive training, README "The forecast against real retraining"). `processes`: how many
+    processes run the chains (`simulations.chain_pool`; the same numbers with any count)."""
     start = time.perf_counter()
     cand = as_matrix(candidate, name="candidate vectors", dim=reference.dim_)
     proj = projected or ProjectedReference.build(reference, seed=random_state)
     with threadpool_limits(limits=1):  # see _chains
-        trajectories = _chains(proj, proj.project(cand), plan, 7, random_state, progress, error)
+        trajectories = _chains(
+            proj, proj.project(cand), plan, 7, random_state, progress, error, processes
+        )
         if human is None:
-            human = _chains(proj, proj.holdout, plan, 11, random_state, progress, error)
+            human = _chains(proj, proj.holdout, plan, 11, random_state, progress, error, processes)
     return Forecast(
         plan=plan,
         method="embedding-gmm",
@@ -158,13 +163,14 @@ def human_start(
     random_state: int = 0,
     projected: ProjectedReference | None = None,
     error: RetrainingError = RETRAINING_ERROR,
+    processes: int = 1,
 ) -> dict[str, Trajectory]:
     """The plan started from fresh human data (the reference's held-out part): the `human` of
     every forecast of `plan` against this reference with this `random_state`, whatever the
     candidate, so a caller may compute it once and pass it to `forecast(human=...)`."""
     proj = projected or ProjectedReference.build(reference, seed=random_state)
     with threadpool_limits(limits=1):  # see _chains
-        return _chains(proj, proj.holdout, plan, 11, random_state, None, error)
+        return _chains(proj, proj.holdout, plan, 11, random_state, None, error, processes)
 
 
 def _chains(
@@ -175,6 +181,7 @@ def _chains(
     random_state: int,
     progress: ProgressCallback | None,
     error: RetrainingError,
+    processes: int,
 ) -> dict[str, Trajectory]:
     """`plan.seeds` chains of the recursion, seed s starting from plan.samples points drawn from
     `points` (with replacement if short) on random stream [random_state, s, stream].
@@ -189,21 +196,41 @@ def _chains(
         rng = np.random.default_rng([random_state, seed, stream])
         return points[rng.choice(len(points), m, replace=m > len(points))]
 
+    starts = [initial(seed) for seed in range(plan.seeds)]
     model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
-    # Row 0: the starting data itself, as audited, for every seed.
-    scored = [model.score(initial(seed), np.random.default_rng(0)) for seed in range(plan.seeds)]
+    # Row 0: the starting data itself, as audited, for every seed (this also computes the human
+    # baseline the chains score against, which the worker processes then receive with `proj`).
+    scored = [model.score(start, np.random.default_rng(0)) for start in starts]
     first = {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
-    record = run_seeds(
-        lambda: EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error),
-        seeds=plan.seeds,
-        generations=plan.generations - 1,
-        samples=m,
-        policy=plan.policy,
-        beta=plan.beta,
-        random_state=random_state,
-        initial=initial,
-        progress=progress,
-    )
+    # Chain s: seed SeedSequence(random_state).spawn(seeds)[s], as `run_seeds` gives it.
+    children = np.random.SeedSequence(random_state).spawn(plan.seeds)
+    tasks = [
+        ChainTask(
+            projected=proj,
+            error=error,
+            baseline_seed=random_state,
+            generations=plan.generations - 1,
+            samples=m,
+            policy=plan.policy,
+            beta=plan.beta,
+            seed=child,
+            initial=start,
+        )
+        for child, start in zip(children, starts, strict=True)
+    ]
+    finished = 0
+
+    def done() -> None:
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress(finished * plan.generations, plan.seeds * plan.generations)
+
+    records = run_chains(tasks, processes=processes, done=done)
+    metrics = {
+        k: np.concatenate([r.metrics[k] for r in records], axis=1) for k in records[0].metrics
+    }
+    record = ChainRecord(metrics=metrics, policy=plan.policy, beta=plan.beta, samples=m)
     return _trajectories(_with_start(first, record), EMBEDDING_DESCRIPTIONS)
 
 
@@ -219,6 +246,7 @@ def min_top_up(
     base: Forecast | None = None,
     projected: ProjectedReference | None = None,
     error: RetrainingError = RETRAINING_ERROR,
+    processes: int = 1,
 ) -> TopUp:
     """Smallest keep-real beta whose embedding forecast ends with a mean tail coverage of at
     least `target` x that of fresh human data under the original plan. `base`, if given, is the
@@ -227,7 +255,13 @@ def min_top_up(
     proj = projected or ProjectedReference.build(reference, seed=random_state)
     if base is None or base.plan != plan:
         base = forecast(
-            reference, candidate, plan, random_state=random_state, projected=proj, error=error
+            reference,
+            candidate,
+            plan,
+            random_state=random_state,
+            projected=proj,
+            error=error,
+            processes=processes,
         )
 
     def run(beta: float) -> Forecast:
@@ -239,6 +273,7 @@ def min_top_up(
             projected=proj,
             human=base.human,
             error=error,
+            processes=processes,
         )
 
     return _bisect(run, base, target=target, max_beta=max_beta, progress=progress)

@@ -11,6 +11,10 @@ from the reference's held-out part: 1.0 means "as good as human data at this siz
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
@@ -91,6 +95,12 @@ class ProjectedReference:
             core_radii=radii,
         )
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # For a worker process (simulations.chain_pool): a FAISS index does not pickle, and
+        # rebuilding a flat one over a few thousand points costs milliseconds.
+        state = (self.core, self.holdout, self.tail_mask, self.k, self.pca, self.mean, self.cov)
+        return (_unpickle_projected, (*state, self.core_radii, dict(self.baselines)))
+
     def project(self, vectors: np.ndarray) -> np.ndarray:
         return self.pca.transform(vectors).astype(np.float32)
 
@@ -115,6 +125,70 @@ class ProjectedReference:
     def divergence(self, points: np.ndarray) -> float:
         cov = np.cov(points, rowvar=False)
         return float(gaussian_w2_squared(self.mean, self.cov, points.mean(axis=0), cov))
+
+
+def _unpickle_projected(
+    core: np.ndarray,
+    holdout: np.ndarray,
+    tail_mask: np.ndarray,
+    k: int,
+    pca: PCA,
+    mean: np.ndarray,
+    cov: np.ndarray,
+    core_radii: np.ndarray,
+    baselines: dict[tuple[int, int], dict[str, float]],
+) -> ProjectedReference:
+    return ProjectedReference(
+        core,
+        holdout,
+        tail_mask,
+        k,
+        pca,
+        mean,
+        cov,
+        build_index(core, "exact"),
+        core_radii,
+        baselines,
+    )
+
+
+# A chain's first fit is on its starting sample, which is the same in every forecast of a top-up
+# search (common random numbers) and in the forecast it refines: fitted once per process. Keyed by
+# the data's bytes; at most FIRST_FITS_KEPT kept (one audit needs one per seed).
+FIRST_FITS_KEPT = 64
+_first_fits: OrderedDict[tuple[int, bytes], GaussianMixture] = OrderedDict()
+_first_fits_lock = threading.Lock()
+
+
+def first_fit(data: np.ndarray, components: int) -> GaussianMixture:
+    """The mixture fitted on `data` (kept); a shallow copy, so sampling from it (which sets its
+    `random_state`) never touches the kept one."""
+    key = (
+        components,
+        hashlib.blake2b(data.tobytes(), digest_size=16).digest() + repr(data.shape).encode(),
+    )
+    with _first_fits_lock:
+        kept = _first_fits.get(key)
+        if kept is not None:
+            _first_fits.move_to_end(key)
+    if kept is None:
+        kept = _fit_mixture(data, components)
+        with _first_fits_lock:
+            _first_fits[key] = kept
+            while len(_first_fits) > FIRST_FITS_KEPT:
+                _first_fits.popitem(last=False)
+    return copy.copy(kept)
+
+
+def _fit_mixture(data: np.ndarray, components: int) -> GaussianMixture:
+    # A fixed seed per fit keeps a chain reproducible; the data already differ per chain.
+    return GaussianMixture(
+        n_components=components,
+        covariance_type="full",
+        reg_covar=1e-6,
+        max_iter=100,
+        random_state=0,
+    ).fit(data)
 
 
 @dataclass(frozen=True)
@@ -184,17 +258,12 @@ class EmbeddingMixtureModel:
                 f"a generation needs at least {2 * self.projected.core.shape[1]} points to fit "
                 f"the mixture, got {n}: raise the plan's samples per generation"
             )
+        components = int(min(self.components, max(1, n // (4 * data.shape[1]))))
         if not hasattr(self, "start_"):
             self.start_ = data
-        components = int(min(self.components, max(1, n // (4 * data.shape[1]))))
-        # A fixed seed per fit keeps a chain reproducible; the data already differ per chain.
-        self.gmm_ = GaussianMixture(
-            n_components=components,
-            covariance_type="full",
-            reg_covar=1e-6,
-            max_iter=100,
-            random_state=0,
-        ).fit(data)
+            self.gmm_ = first_fit(data, components)
+        else:
+            self.gmm_ = _fit_mixture(data, components)
         return self
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""A forecast's chains on several processes, with the sequential run's numbers.
+
+The chains of a forecast are independent (chain s has its own random stream and starting sample)
+and each is hundreds of small linear-algebra calls (16x16 Cholesky solves, EM steps on 1,000
+points) that one core runs best: threads only add hand-offs (`simulations.forecast._chains`), and
+the GIL serialises the Python between the calls. So with P processes, this one runs chains
+0, P, 2P, ... and P - 1 persistent worker processes (spawned on first use, kept for the life of
+this process) run the others. Chain s always goes to the same process, so a per-process cache --
+a chain's first mixture fit, which every forecast of a top-up search shares
+(`simulations.models.embedding.first_fit`) -- keeps hitting. Every chain runs the same code on
+the same seeds as in one process: the results are the sequential run's, bit for bit.
+
+Workers are spawned, not forked: the parent may hold torch's and FAISS's OpenMP thread pools,
+which a forked child cannot use safely. A worker that dies (killed, out of memory) is replaced
+and its chains are run here instead: a forecast never fails because a worker did.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from simulations.loop import ChainRecord, run_generations
+from simulations.models.embedding import EmbeddingMixtureModel, ProjectedReference, RetrainingError
+
+ChainDone = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class ChainTask:
+    """One chain of a forecast: everything a worker process needs (all of it picklable)."""
+
+    projected: ProjectedReference
+    error: RetrainingError
+    baseline_seed: int
+    generations: int  # after generation 0
+    samples: int
+    policy: str
+    beta: float
+    seed: np.random.SeedSequence
+    initial: np.ndarray  # generation 0's data
+
+
+def run_chain(task: ChainTask) -> ChainRecord:
+    with threadpool_limits(limits=1):  # see simulations.forecast._chains
+        model = EmbeddingMixtureModel(
+            task.projected, baseline_seed=task.baseline_seed, error=task.error
+        )
+        return run_generations(
+            model,
+            generations=task.generations,
+            samples=task.samples,
+            policy=task.policy,
+            beta=task.beta,
+            random_state=np.random.default_rng(task.seed),
+            initial=task.initial,
+        )
+
+
+def _run_group(tasks: Sequence[ChainTask]) -> list[ChainRecord]:
+    return [run_chain(t) for t in tasks]
+
+
+_lock = threading.Lock()
+_workers: list[ProcessPoolExecutor] = []
+
+
+def _worker(i: int) -> ProcessPoolExecutor:
+    """The i-th persistent worker process (a one-process executor: chains stay where sent)."""
+    with _lock:
+        while len(_workers) <= i:
+            _workers.append(
+                ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            )
+        return _workers[i]
+
+
+def _replace_worker(i: int, broken: ProcessPoolExecutor) -> None:
+    with _lock:
+        if i < len(_workers) and _workers[i] is broken:
+            broken.shutdown(wait=False, cancel_futures=True)
+            _workers[i] = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+
+
+def run_chains(
+    tasks: Sequence[ChainTask], *, processes: int = 1, done: ChainDone | None = None
+) -> list[ChainRecord]:
+    """Every task's chain, in task order, on `processes` processes (this one included).
+    `done()` is called as each chain finishes."""
+    p = max(1, min(processes, len(tasks)))
+    groups = [list(range(j, len(tasks), p)) for j in range(p)]
+    sent: list[tuple[int, ProcessPoolExecutor, Future[list[ChainRecord]] | None]] = []
+    for j in range(1, p):
+        executor = _worker(j - 1)
+        try:
+            future = executor.submit(_run_group, [tasks[i] for i in groups[j]])
+        except (BrokenProcessPool, RuntimeError):  # died earlier, or shut down at exit
+            _replace_worker(j - 1, executor)
+            future = None
+        sent.append((j, executor, future))
+    out: list[ChainRecord | None] = [None] * len(tasks)
+    for i in groups[0]:
+        out[i] = run_chain(tasks[i])
+        if done is not None:
+            done()
+    for j, executor, future in sent:
+        records = None
+        if future is not None:
+            try:
+                records = future.result()
+            except BrokenProcessPool:
+                _replace_worker(j - 1, executor)
+        if records is None:  # the worker is gone: run its chains here
+            records = _run_group([tasks[i] for i in groups[j]])
+        for i, record in zip(groups[j], records, strict=True):
+            out[i] = record
+            if done is not None:
+                done()
+    assert all(r is not None for r in out)
+    return [r for r in out if r is not None]

@@ -1,0 +1,120 @@
+"""A forecast's chains on several processes (simulations.chain_pool): the sequential numbers,
+bit for bit, whatever the process count, and a worker killed mid-life costs no forecast.
+
+Synthetic Gaussian vectors (fast); real worker processes (spawned, as in the service).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from detectors.reference import ReferenceCorpus
+from simulations import chain_pool
+from simulations.forecast import Plan, forecast, min_top_up
+from simulations.loop import run_seeds
+from simulations.models.embedding import (
+    RETRAINING_ERROR,
+    EmbeddingMixtureModel,
+    ProjectedReference,
+    first_fit,
+)
+
+
+@pytest.fixture(scope="module")
+def reference() -> ReferenceCorpus:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 32)) * 2
+    vectors = centres[rng.integers(6, size=1500)] + rng.standard_normal((1500, 32))
+    return ReferenceCorpus(holdout_fraction=0.25, random_state=0).fit(vectors.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def candidate(reference: ReferenceCorpus) -> np.ndarray:
+    # Two of the reference's six modes: a candidate missing most of its tails.
+    vectors = reference.vectors_
+    labels = np.argmin(((vectors[:, None, :2] - vectors[None, :6, :2]) ** 2).sum(-1), axis=1)
+    return vectors[np.isin(labels, [0, 1])][:300]
+
+
+def test_chains_on_two_processes_equal_the_sequential_run(reference):
+    """The chains run_seeds ran (one process, seeds spawned from random_state) are what
+    run_chains returns with one process and with two."""
+    proj = ProjectedReference.build(reference, dims=8, seed=0)
+    rng = np.random.default_rng(5)
+    starts = [proj.holdout[rng.choice(len(proj.holdout), 120)] for _ in range(4)]
+    children = np.random.SeedSequence(3).spawn(4)
+    tasks = [
+        chain_pool.ChainTask(
+            projected=proj,
+            error=RETRAINING_ERROR,
+            baseline_seed=3,
+            generations=2,
+            samples=120,
+            policy="keep-real",
+            beta=0.25,
+            seed=child,
+            initial=start,
+        )
+        for child, start in zip(children, starts, strict=True)
+    ]
+    want = run_seeds(
+        lambda: EmbeddingMixtureModel(proj, baseline_seed=3, error=RETRAINING_ERROR),
+        seeds=4,
+        generations=2,
+        samples=120,
+        policy="keep-real",
+        beta=0.25,
+        random_state=3,
+        initial=lambda s: starts[s],
+    )
+    calls = []
+    for processes in (1, 2):
+        got = chain_pool.run_chains(tasks, processes=processes, done=lambda: calls.append(1))
+        for name, values in want.metrics.items():
+            stacked = np.concatenate([r.metrics[name] for r in got], axis=1)
+            np.testing.assert_array_equal(stacked, values, err_msg=f"{name}, {processes}")
+    assert len(calls) == 8  # one call per finished chain
+
+
+def test_forecast_and_top_up_are_the_same_on_any_number_of_processes(reference, candidate):
+    plan = Plan(generations=3, samples=150, seeds=4)
+    one = forecast(reference, candidate, plan, random_state=1)
+    two = forecast(reference, candidate, plan, random_state=1, processes=2)
+    assert one.trajectories == two.trajectories and one.human == two.human
+    target = 0.5 * (1 + one.relative_final())  # halfway to human: needs some fresh data
+    top_one = min_top_up(reference, candidate, plan, target=target, random_state=1, base=one)
+    top_two = min_top_up(reference, candidate, plan, target=target, random_state=1, processes=2)
+    assert top_one.beta == top_two.beta
+    assert top_one.forecast.trajectories == top_two.forecast.trajectories
+    assert top_one.beta > 0
+
+
+def test_a_killed_worker_costs_no_forecast(reference, candidate):
+    """SIGKILL the worker process between two forecasts: the next forecast runs its chains here
+    and gets the same numbers; the one after gets a new worker."""
+    plan = Plan(generations=2, samples=120, seeds=4)
+    want = forecast(reference, candidate, plan, random_state=2, processes=2)
+    worker = chain_pool._worker(0)
+    pid = worker.submit(os.getpid).result()
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    again = forecast(reference, candidate, plan, random_state=2, processes=2)
+    assert again.trajectories == want.trajectories
+    new_pid = chain_pool._worker(0).submit(os.getpid).result()
+    assert new_pid not in (pid, os.getpid())
+    assert forecast(reference, candidate, plan, random_state=2, processes=2).human == want.human
+
+
+def test_first_fit_is_kept_and_handed_out_as_a_copy():
+    rng = np.random.default_rng(7)
+    data = rng.standard_normal((200, 4)).astype(np.float32)
+    a, b = first_fit(data, 3), first_fit(data, 3)
+    assert a is not b and a.means_ is b.means_  # one fit, two handles
+    a.random_state = 123  # what sampling does to its handle
+    assert b.random_state == 0
+    fresh = first_fit(data + 1, 3)
+    assert not np.allclose(fresh.means_, a.means_)
