@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recursion_truth import POLICIES, human_scale, setup  # sibling script: benchmarks/ is on path
+from recursion_truth import POLICIES, setup  # sibling script: benchmarks/ is on path
 from scipy.stats import spearmanr
 
 from simulations.forecast import Forecast, Plan, forecast
@@ -37,45 +37,24 @@ ANCHORS = (0.0, 0.2, 0.4, 0.6, 0.8)
 SPREADS = (0.0, 0.2, 0.4, 0.7, 1.0)
 FINE = ((0.7, 0.9), (0.3, 0.5, 0.6))  # then around the coarse grid's best (0.8, 0.4)
 TRUTH = Path("benchmarks/results/recursion_truth.json")
-# Real retraining under keep-real at the fresh fractions two earlier top-up searches recommended
-# (`recursion_truth.py --top-up` with the plain refit, then with a first fit): how much fresh
-# human data restores, which a top-up relies on.
-TOP_UPS = (
-    Path("benchmarks/results/recursion_truth_top_up_plain.json"),
-    Path("benchmarks/results/recursion_truth_top_up_fit1.json"),
-)
-GROUPS = ("replace", "keep-real", "top-up")
+GROUPS = ("replace", "keep-real")
 
 
 def targets() -> list[dict]:
     """Every ground-truth row: candidate, plan, actual relative final tail coverage, and which
-    human run it is relative to (the same plan's, or replace's for a top-up, as the search);
-    actual values are rescaled to human text of the candidates' kind (`human_scale`)."""
-    scale = human_scale()
-    rows = [
+    human run it is relative to (the same plan's). The top-up runs (`recursion_truth.py
+    --top-up`) are not fitted to: they check the fitted forecast's top-ups (issue 16 item 3)."""
+    return [
         {
             "group": r["policy"],
             "candidate": r["candidate"],
             "policy": r["policy"],
             "beta": r["beta"],
             "relative_to": r["policy"],
-            "actual": r["actual_relative_final"] / scale[r["policy"]],
+            "actual": r["actual_relative_final"],
         }
         for r in json.loads(TRUTH.read_text())["rows"]
     ]
-    for path in TOP_UPS:
-        rows += [
-            {
-                "group": "top-up",
-                "candidate": r["candidate"],
-                "policy": "keep-real",
-                "beta": r["beta"],
-                "relative_to": "replace",
-                "actual": r["actual_relative_with_top_up"] / scale["replace"],
-            }
-            for r in json.loads(path.read_text())["rows"]
-        ]
-    return rows
 
 
 def grid(part: int, parts: int, out: Path, *, fine: bool, points: list | None = None) -> None:
@@ -143,7 +122,7 @@ def _target_key(r: dict) -> tuple:
 
 
 def score(rows: list[dict]) -> tuple[float, dict[str, dict[str, float]]]:
-    """Mean absolute error over all rows, and per group (replace, keep-real 10%, top-ups) its
+    """Mean absolute error over all rows, and per group (replace, keep-real 10%) its
     MAE and Spearman correlation."""
     mae = float(np.mean([abs(r["forecast"] - r["actual"]) for r in rows]))
     per: dict[str, dict[str, float]] = {}
@@ -160,7 +139,7 @@ def score(rows: list[dict]) -> tuple[float, dict[str, dict[str, float]]]:
 def summarise(files: list[Path], out: Path) -> None:
     truth = {_target_key(t): t["actual"] for t in targets()}
     n_targets = len(truth)
-    # The grid files keep each row's forecast; its actual value is today's (rescaled) truth.
+    # The grid files keep each row's forecast; its actual value is today's truth.
     rows = [
         dict(r, actual=truth[_target_key(r)])
         for f in files
@@ -174,8 +153,8 @@ def summarise(files: list[Path], out: Path) -> None:
     keys = sorted(k for k, v in by_key.items() if len(v) == n_targets)
     table = {k: score(v) for k, v in by_key.items()}
     best = min(keys, key=lambda k: table[k][0])
-    print("| anchor | spread | MAE, all rows | replace | keep-real 10% | top-ups |")
-    print("|---|---|---|---|---|---|")
+    print("| anchor | spread | MAE, all rows | replace | keep-real 10% |")
+    print("|---|---|---|---|---|")
     for k in keys:
         mae, per = table[k]
         mark = " (fit)" if k == best else ""
@@ -205,7 +184,6 @@ def summarise(files: list[Path], out: Path) -> None:
         json.dumps(
             {
                 "fit": {"anchor": best[0], "spread": best[1]},
-                "human_scale": human_scale(),
                 "in_sample": {"mae": table[best][0], "per_policy": table[best][1]},
                 "leave_one_candidate_out": {"mae": cv_mae, "per_policy": cv_per, "rows": held},
                 "grid": [
