@@ -84,8 +84,10 @@ def memberships(
     fake_kind = "exact" if few else resolve_kind(index, len(fake))  # type: ignore[arg-type]
     # Only where both sides are searched exactly: an approximate index's errors on the two
     # sides partly cancel, and exact distances on one side alone would move the metrics.
+    # And only for local searches: an engine that searches elsewhere (Ray) keeps its searches.
     dense = (
-        len(real) * len(fake) <= dense_pairs
+        search is local_search
+        and len(real) * len(fake) <= dense_pairs
         and fake_kind == "exact"
         and isinstance(real_index, faiss.IndexFlat)
     )

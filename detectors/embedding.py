@@ -12,9 +12,11 @@ says how many documents were affected, so truncation is never silent.
 `precision="auto"` runs the encoder's matrix products in bfloat16 where the CPU has native
 bfloat16 instructions (AVX512-BF16 or AMX), float32 elsewhere. On this project's 2-core machine
 that is twice the documents per second, with cosine agreement 0.99998 against float32
-(`benchmarks/embedder_throughput.py`), and the vectors stay bit-identical across batch sizes,
-orders and thread counts (`Embedder.encode_raw` pads each document to a length of its own), so
-results are as reproducible as in float32.
+(`benchmarks/embedder_throughput.py`). The same documents in the same batches give the same
+vectors bit for bit. Across batch sizes and orders a vector moves only by the matrix kernels'
+rounding (`Embedder.encode_raw` pads each document to a length of its own, so never by its
+batch-mates' lengths): oneDNN picks its blocking by the number of rows, and on AMX machines
+that moves bfloat16 components by up to ~7e-4 (float32: ~1e-7).
 """
 
 from __future__ import annotations
@@ -195,9 +197,9 @@ class Embedder:
         """The model's forward pass and mean pooling, no validation or accounting.
 
         Each document is padded to its own length rounded up to `PAD_MULTIPLE` tokens, batched
-        only with documents padded alike: a document's vector then never depends on which others
-        share its batch (in bfloat16, padding a document to another length moves its vector by
-        up to 1e-3). `lengths` (token counts with special tokens) saves a tokenizer pass.
+        only with documents padded alike: a document's vector then never depends on its batch-mates'
+        lengths (in bfloat16, padding a document to another length moves its vector by up to
+        1e-3), only on the kernels' rounding for the chunk's row count. `lengths` (token counts with special tokens) saves a tokenizer pass.
         """
         import torch
 
