@@ -19,18 +19,18 @@ CLI = [sys.executable, "-m", "service.cli"]
 
 
 def run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    # Never the user's own data directory: a throw-away one per run.
-    data_dir = tempfile.mkdtemp(prefix="cg-cli-")
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "COLUMNS": "120",
-        "COLLAPSE_GUARD_DATA_DIR": data_dir,
-        **settings,
-    }
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT
-    )
+    # Never the user's own data directory: a throw-away one per run, removed after it.
+    with tempfile.TemporaryDirectory(prefix="cg-cli-") as data_dir:
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "COLUMNS": "120",
+            "COLLAPSE_GUARD_DATA_DIR": data_dir,
+            **settings,
+        }
+        return subprocess.run(
+            [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT
+        )
 
 
 def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
