@@ -17,12 +17,16 @@ reference version and plan), forecast, top-up search); "other" is the rest of `e
 (sampling, storing).
 Warm: the process has audited once already (models loaded). Cold: a new process running
 `collapse-guard audit` on the same candidate (model loads and the kept fits included), wall time.
+Cold via service: a new `collapse-guard audit --url` process against a running `collapse-guard
+serve` on the same data directory (started and warmed once, as a pipeline keeps it), wall time:
+what a pipeline that starts one CLI process per shard pays when it does not import torch itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +43,7 @@ from service.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shift import DATA, jsonl, passages_of
+from load_service import free_port, start_server
 from timing import cold_cli_audit, timed
 
 STAGES = ("coverage_report", "estimate_synthetic", "human_run", "forecast", "min_top_up")
@@ -105,13 +110,15 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    remote_cold(data_dir, cands, rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"reference_build_s": build_s, "rows": rows}, indent=1))
     print(
         "| candidate | docs | verdict | embedding | coverage | synthetic | human start | forecast "
-        "| top-up search | other | total | outside embedding | cold (new process) | cold / warm |"
+        "| top-up search | other | total | outside embedding | cold (new process) | cold / warm "
+        "| cold via service | via service / warm |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['candidate']} | {r['documents']} | {r['decision']} | {r['embedding_s']:.1f} s "
@@ -119,8 +126,51 @@ def main() -> None:
             f"| {r['human_run_s']:.1f} s | {r['forecast_s']:.1f} s | {r['min_top_up_s']:.1f} s "
             f"| {r['other_s']:.1f} s "
             f"| {r['total_s']:.1f} s | {r['outside_embedding_share']:.0%} "
-            f"| {r['cold_total_s']:.1f} s | {r['cold_over_warm']:.2f} |"
+            f"| {r['cold_total_s']:.1f} s | {r['cold_over_warm']:.2f} "
+            f"| {r['remote_cold_s']:.1f} s | {r['remote_over_warm']:.2f} |"
         )
+
+
+def remote_cold(data_dir: Path, cands: dict[str, list[str]], rows: list[dict]) -> None:
+    """Each candidate by a new `collapse-guard audit --url` process against a warm service."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(data_dir, port, workers=1, queue=4, api_keys=False)
+    try:
+        cli = [str(Path(sys.executable).parent / "collapse-guard"), "audit"]
+        deadline = time.monotonic() + 240
+        warm = data_dir / "small.jsonl"
+        while True:  # the service is ready, and has audited once, when this succeeds
+            proc = subprocess.run(
+                [*cli, str(warm), "--reference", "bbc", "--url", url, "--quiet"],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode in (0, 10, 20, 30):
+                break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the service did not answer: {proc.stderr[-2000:]}")
+            time.sleep(2)
+        for row in rows:
+            name = row["candidate"]
+            out = data_dir / f"{name}.remote.json"
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [*cli, str(data_dir / f"{name}.jsonl"), "--reference", "bbc", "--url", url]
+                + ["--quiet", "--json", str(out)],
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - t0
+            if proc.returncode not in (0, 10, 20, 30):
+                raise SystemExit(f"remote audit failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            row["remote_decision"] = json.loads(out.read_text())["verdict"]["decision"]
+            row["remote_cold_s"] = seconds
+            row["remote_over_warm"] = seconds / row["total_s"]
+            print(json.dumps({k: row[k] for k in ("candidate", "remote_cold_s")}), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -111,14 +111,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, *, workers: int, queue: int) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, *, workers: int, queue: int, api_keys: bool = True
+) -> subprocess.Popen[bytes]:
+    """`collapse-guard serve` on loopback; with `api_keys`, KEY is its only (write) key."""
     from service.api.deps import hash_key
 
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "COLLAPSE_GUARD_DATA_DIR": str(data_dir),
-        "COLLAPSE_GUARD_API_KEYS": json.dumps({hash_key(KEY): "write"}),
+        "COLLAPSE_GUARD_API_KEYS": json.dumps({hash_key(KEY): "write"} if api_keys else {}),
         "COLLAPSE_GUARD_WORKERS": str(workers),
         "COLLAPSE_GUARD_QUEUE_SIZE": str(queue),
     }
