@@ -42,8 +42,8 @@ from service.settings import Settings
 from service.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_shift import DATA, jsonl, passages_of
 from load_service import free_port, start_server
+from synthetic_shift import DATA, jsonl, passages_of
 from timing import cold_cli_audit, timed
 
 STAGES = ("coverage_report", "estimate_synthetic", "human_run", "forecast", "min_top_up")
@@ -156,8 +156,17 @@ def remote_cold(data_dir: Path, cands: dict[str, list[str]], rows: list[dict]) -
             out = data_dir / f"{name}.remote.json"
             t0 = time.perf_counter()
             proc = subprocess.run(
-                [*cli, str(data_dir / f"{name}.jsonl"), "--reference", "bbc", "--url", url]
-                + ["--quiet", "--json", str(out)],
+                [
+                    *cli,
+                    str(data_dir / f"{name}.jsonl"),
+                    "--reference",
+                    "bbc",
+                    "--url",
+                    url,
+                    "--quiet",
+                    "--json",
+                    str(out),
+                ],
                 capture_output=True,
                 text=True,
             )

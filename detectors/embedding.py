@@ -197,9 +197,10 @@ class Embedder:
         """The model's forward pass and mean pooling, no validation or accounting.
 
         Each document is padded to its own length rounded up to `PAD_MULTIPLE` tokens, batched
-        only with documents padded alike: a document's vector then never depends on its batch-mates'
-        lengths (in bfloat16, padding a document to another length moves its vector by up to
-        1e-3), only on the kernels' rounding for the chunk's row count. `lengths` (token counts with special tokens) saves a tokenizer pass.
+        only with documents padded alike: a document's vector then never depends on its
+        batch-mates' lengths (in bfloat16, padding a document to another length moves its vector
+        by up to 1e-3), only on the kernels' rounding for the chunk's row count. `lengths`
+        (token counts with special tokens) saves a tokenizer pass.
         """
         import torch
 

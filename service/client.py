@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from detectors.errors import CollapseGuardError
 from service.policy import Policy
 from service.schemas import AuditResult, Job, ReferenceInfo
-from simulations.forecast import Forecast, Plan
+from simulations.plans import Forecast, Plan
 
 M = TypeVar("M", bound=BaseModel)
 JobProgress = Callable[[int, int], None]  # (done, total), as the CLI's progress bars take

@@ -10,7 +10,7 @@ from typing import Literal
 
 from detectors.results import Estimate, Frozen, MetricComparison, ModeRow
 from service.policy import Policy, Verdict
-from simulations.forecast import Forecast, Plan
+from simulations.plans import Forecast, Plan
 
 
 class ReferenceInfo(Frozen):

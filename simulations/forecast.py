@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
 from detectors.errors import InvalidInputError
@@ -37,7 +36,8 @@ from simulations.models.embedding import (
     ProjectedReference,
     RetrainingError,
 )
-from simulations.results import Band, Frozen, Trajectory, summarise
+from simulations.plans import Forecast, Plan, TopUp
+from simulations.results import Trajectory, summarise
 from simulations.whatif import DESCRIPTIONS as WHATIF_DESCRIPTIONS
 from simulations.whatif import WhatIfCorpus, WhatIfModel
 
@@ -46,60 +46,6 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[int, int], None]
 BISECTION_STEPS = 6  # beta resolution max_beta / 64
-
-
-class Plan(Frozen):
-    """A retraining plan: how many generations, how much data each, and the mixing policy."""
-
-    # Strict: a request's `false` or `"5"` is an error, not silently 0.0 or 5 (REST input).
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-    generations: int = Field(default=5, ge=1, le=100)
-    samples: int = Field(default=1000, ge=50, le=100_000)
-    policy: Literal["replace", "keep-real", "accumulate"] = "replace"
-    beta: float = Field(default=0.0, ge=0.0, le=1.0)
-    seeds: int = Field(default=8, ge=2, le=256)
-
-    def model_post_init(self, _context: object) -> None:
-        if self.policy != "keep-real" and self.beta != 0.0:
-            raise InvalidInputError(
-                f"beta (fresh human fraction) only applies to policy 'keep-real'; got beta="
-                f"{self.beta} with policy {self.policy!r}"
-            )
-
-
-class Forecast(Frozen):
-    """Index 0 of every trajectory is the candidate as audited; index g >= 1 is the data the
-    generation-g model produces under the plan. `human` is the same plan started from fresh
-    human data with the same seeds: even human data degrades under recursion (finite samples),
-    so a candidate is judged against what human data would reach, not against 1.0."""
-
-    plan: Plan
-    method: str  # "embedding-gmm" or "what-if"
-    trajectories: dict[str, Trajectory]
-    human: dict[str, Trajectory]
-    elapsed_seconds: float
-
-    def final(self, metric: str = "tail_coverage") -> Band:
-        return self.trajectories[metric].bands[-1]
-
-    def relative_final(self, metric: str = "tail_coverage") -> float:
-        """Final-generation mean of `metric` / the human start's (1.0 = no worse than human)."""
-        human = self.human[metric].bands[-1].mean
-        return float(self.final(metric).mean / human) if human > 0 else float("nan")
-
-
-class TopUp(Frozen):
-    """The target is relative: final tail coverage >= target x that of fresh human data under
-    the original plan."""
-
-    beta: float  # smallest fresh-human fraction per generation meeting the target
-    documents_per_generation: int  # round(beta * samples): the N a verdict reports
-    target: float
-    feasible: bool  # False when even max_beta misses the target
-    achieved: Band  # final-generation tail coverage ratio under `beta`
-    achieved_relative: float  # achieved mean / the human start's final mean under the plan
-    forecast: Forecast
 
 
 def _trajectories(record: ChainRecord, descriptions: dict[str, str]) -> dict[str, Trajectory]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -9,6 +11,18 @@ import httpx
 import pytest
 
 from service.client import MAX_RETRY_AFTER, BaseClient, ServiceError, retry_after_seconds
+
+
+def test_the_client_starts_without_the_numerical_stack():
+    # A pipeline runs one `collapse-guard audit --url` process per shard: it must not pay the
+    # seconds of importing torch, scikit-learn or the simulator only to send text to a service.
+    heavy = ("torch", "sklearn", "scipy", "faiss", "transformers", "simulations.chain_pool")
+    code = (
+        "import sys, service.client, service.commands.backend; "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
 
 
 def test_retry_after_header_forms():
