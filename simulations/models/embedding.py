@@ -26,6 +26,7 @@ from sklearn.mixture import GaussianMixture
 from detectors.coverage import memberships, prdc_from_memberships
 from detectors.errors import InsufficientDataError, InvalidInputError, NotFittedError
 from detectors.index import as_matrix, build_index, knn_radii
+from simulations.models.em import fit_full_mixture
 from simulations.models.gaussian import gaussian_w2_squared
 
 if TYPE_CHECKING:
@@ -182,13 +183,10 @@ def first_fit(data: np.ndarray, components: int) -> GaussianMixture:
 
 def _fit_mixture(data: np.ndarray, components: int) -> GaussianMixture:
     # A fixed seed per fit keeps a chain reproducible; the data already differ per chain.
-    return GaussianMixture(
-        n_components=components,
-        covariance_type="full",
-        reg_covar=1e-6,
-        max_iter=100,
-        random_state=0,
-    ).fit(data)
+    # scikit-learn's EM with all components at once (`simulations.models.em`), 2.6x faster:
+    # equal to its fit up to rounding, which the recursion amplifies into seed-like noise
+    # (forecasts move by about 0.01-0.03; README "Audit stages").
+    return fit_full_mixture(data, components, reg_covar=1e-6, max_iter=100, random_state=0)
 
 
 @dataclass(frozen=True)
