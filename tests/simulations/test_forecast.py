@@ -12,7 +12,15 @@ from scipy.stats import norm
 
 from detectors.errors import InvalidInputError
 from detectors.reference import ReferenceCorpus
-from simulations.forecast import Plan, forecast, min_top_up, what_if, what_if_top_up
+from simulations.forecast import (
+    TOP_UP_CONFIDENCE_Z,
+    Plan,
+    forecast,
+    min_top_up,
+    relative_lower_bound,
+    what_if,
+    what_if_top_up,
+)
 
 Z = float(norm.ppf(1 - 1e-3 / 2))
 
@@ -135,13 +143,16 @@ def test_min_top_up_beta_meets_the_target_when_simulated(wiki_split):
         plan.model_copy(update={"policy": "keep-real", "beta": 0.5}),
         random_state=2,
     )
-    # Halfway between no top-up and the most allowed: out of reach without one, within reach
-    # with one (how much a top-up can restore is the forecast's own answer, not the test's).
-    assert most.relative_final() > base.relative_final()
-    target = (base.relative_final() + most.relative_final()) / 2
+    # Halfway between no top-up and what the most allowed reaches with the search's confidence:
+    # out of reach without one, within reach with one (how much a top-up can restore is the
+    # forecast's own answer, not the test's).
+    reachable = relative_lower_bound(most, TOP_UP_CONFIDENCE_Z)
+    assert reachable > base.relative_final()
+    target = (base.relative_final() + reachable) / 2
     top = min_top_up(reference, core, plan, target=target, random_state=2)
     assert top.feasible and 0 < top.beta < 0.5
-    assert top.achieved_relative >= target
+    assert relative_lower_bound(top.forecast, TOP_UP_CONFIDENCE_Z) >= target
+    assert top.achieved_relative > target  # the point, above its lower bound
     check = forecast(
         reference,
         core,
@@ -151,3 +162,13 @@ def test_min_top_up_beta_meets_the_target_when_simulated(wiki_split):
     human_final = forecast(reference, core, plan, random_state=3).human["tail_coverage"].bands[-1]
     se = np.hypot(check.final().sem, target * human_final.sem)
     assert check.final().mean >= target * human_final.mean - Z * se
+
+
+def test_relative_lower_bound_combines_both_standard_errors():
+    f = what_if(synthetic_fraction=0.5, tail_coverage=0.6, plan=Plan(seeds=6))
+    cand, human = f.final(), f.human["tail_coverage"].bands[-1]
+    ratio = cand.mean / human.mean
+    se = ratio * np.sqrt((cand.sem / cand.mean) ** 2 + (human.sem / human.mean) ** 2)
+    assert relative_lower_bound(f, 0.0) == f.relative_final()
+    assert relative_lower_bound(f, 2.0) == pytest.approx(ratio - 2.0 * se, rel=1e-12)
+    assert relative_lower_bound(f, 2.0) < relative_lower_bound(f, 1.0) < f.relative_final()
