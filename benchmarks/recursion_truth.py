@@ -335,9 +335,24 @@ def main() -> None:
         help="instead: K more samples of BBC human text, each retrained as a candidate: the "
         "spread of their actual relative final tail coverage is the ground truth's own noise",
     )
+    parser.add_argument(
+        "--model",
+        choices=("kn", "gru"),
+        default="kn",
+        help="the language model retrained each generation: Kneser-Ney trigram (default) or the "
+        "project's GRU (simulations.models.torch_lm; slower)",
+    )
+    parser.add_argument(
+        "--policy",
+        choices=("both", "replace", "keep-real"),
+        default="both",
+        help="which of replace and keep-real 10%% to run (default both)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     name = "recursion_truth_top_up.json" if args.top_up else "recursion_truth.json"
+    if args.model != "kn":
+        name = name.replace(".json", f"_{args.model}.json")
     if args.top_up and args.target is not None:
         name = f"recursion_truth_top_up_{args.target:g}.json"
     if args.noise:
@@ -350,7 +365,8 @@ def main() -> None:
     print(
         f"vocabulary {len(vocab)}; reference {N_REFERENCE} blocks of 900 BBC articles; "
         f"{len(cands)} candidates of {args.blocks} blocks; fresh human pool {len(fresh_pool)} "
-        f"blocks; KN trigram, {args.generations} generations, {args.seeds} seeds",
+        f"blocks; {'KN trigram' if args.model == 'kn' else 'GRU'}, {args.generations} generations, "
+        f"{args.seeds} seeds",
         flush=True,
     )
 
@@ -365,6 +381,7 @@ def main() -> None:
             policy=policy,
             beta=beta,
             fresh=fresh_pool,
+            model=args.model,
             random_state=seed,
         )
 
@@ -376,7 +393,8 @@ def main() -> None:
         return
     results = []
     yardsticks: dict[str, list[list[float]]] = {}
-    for policy, beta in POLICIES:
+    policies = [(p, b) for p, b in POLICIES if args.policy in ("both", p)]
+    for policy, beta in policies:
         plan = Plan(generations=args.generations, samples=args.blocks, policy=policy, beta=beta)
         human_final, human_finals = yardstick(su, chain, tail, policy, beta, args.seeds)
         yardsticks[policy] = human_finals
@@ -413,7 +431,7 @@ def main() -> None:
                 flush=True,
             )
     summary = {}
-    for policy, _ in POLICIES:
+    for policy, _ in policies:
         part = [r for r in results if r["policy"] == policy]
         actual = np.array([r["actual_relative_final"] for r in part])
         fc_ = np.array([r["forecast_relative_final"] for r in part])
@@ -431,7 +449,13 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
-            {"rows": results, "summary": summary, "wall_s": time.perf_counter() - t0}, indent=1
+            {
+                "model": args.model,
+                "rows": results,
+                "summary": summary,
+                "wall_s": time.perf_counter() - t0,
+            },
+            indent=1,
         )
     )
     print(f"{time.perf_counter() - t0:.0f} s")

@@ -12,12 +12,16 @@ measured against a reference exactly as an audit measures a candidate.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detectors.errors import InvalidInputError
 from simulations.models.ngram import KneserNeyLM
 from simulations.text import Vocabulary, tokenize
+
+if TYPE_CHECKING:
+    from simulations.models.torch_lm import GRULanguageModel
 
 BLOCK, PROMPT = 64, 8
 
@@ -42,12 +46,18 @@ def recursive_outputs(
     beta: float = 0.0,
     fresh: np.ndarray | None = None,
     order: int = 3,
+    model: str = "kn",
     random_state: int = 0,
 ) -> list[np.ndarray]:
     """Each generation's output blocks [len(start), 64]; index 0 is `start` itself.
 
+    `model`: "kn" (a Kneser-Ney n-gram of `order`) or "gru" (`simulations.models.torch_lm`,
+    trained from scratch each generation, seeded from `random_state` and the generation).
+
     Generation g + 1's model is trained on generation g's output (replace) or on it with a
     fraction `beta` of its blocks swapped for blocks drawn from `fresh` (keep-real)."""
+    if model not in ("kn", "gru"):
+        raise InvalidInputError(f"model must be 'kn' or 'gru', got {model!r}")
     if policy not in ("replace", "keep-real"):
         raise InvalidInputError(f"policy must be 'replace' or 'keep-real', got {policy!r}")
     n_fresh = round(beta * len(start)) if policy == "keep-real" else 0
@@ -56,9 +66,16 @@ def recursive_outputs(
     rng = np.random.default_rng([random_state, 3])
     prompts = start[:, :PROMPT]
     data, outputs = start, [start]
-    for _ in range(generations):
-        model = KneserNeyLM(vocab_size=vocab_size, order=order).fit(data)
-        out = np.hstack([prompts, model.sample_continuations(prompts, BLOCK - PROMPT, rng)])
+    for g in range(generations):
+        lm: KneserNeyLM | GRULanguageModel
+        if model == "gru":
+            from simulations.models.torch_lm import GRULanguageModel  # torch only when asked
+
+            lm = GRULanguageModel(vocab_size=vocab_size, random_state=random_state * 1000 + g)
+        else:
+            lm = KneserNeyLM(vocab_size=vocab_size, order=order)
+        lm.fit(data)
+        out = np.hstack([prompts, lm.sample_continuations(prompts, BLOCK - PROMPT, rng)])
         outputs.append(out)
         data = out
         if n_fresh and fresh is not None:

@@ -37,19 +37,22 @@ def text(bbc_docs):
     }
 
 
-def test_generations_keep_prompts_and_shape_and_follow_the_seed(text):
+@pytest.mark.parametrize("model", ["kn", "gru"])
+def test_generations_keep_prompts_and_shape_and_follow_the_seed(text, model):
     start = text["pool"][:50]
     V = len(text["vocab"])
-    outs = recursive_outputs(start, vocab_size=V, generations=2, random_state=1)
-    assert len(outs) == 3 and outs[0] is start
+    g = 2 if model == "kn" else 1  # a GRU trains for seconds per generation
+    outs = recursive_outputs(start, vocab_size=V, generations=g, model=model, random_state=1)
+    assert len(outs) == g + 1 and outs[0] is start
     for out in outs[1:]:
         assert out.shape == (50, BLOCK)
         assert (out[:, :PROMPT] == start[:, :PROMPT]).all()  # continuations of the same prompts
         assert (out[:, PROMPT:] != start[:, PROMPT:]).any()
-    again = recursive_outputs(start, vocab_size=V, generations=2, random_state=1)
-    other = recursive_outputs(start, vocab_size=V, generations=2, random_state=2)
+        assert out.min() >= 0 and out.max() < V
+    again = recursive_outputs(start, vocab_size=V, generations=g, model=model, random_state=1)
+    other = recursive_outputs(start, vocab_size=V, generations=g, model=model, random_state=2)
     assert all((a == b).all() for a, b in zip(outs, again, strict=True))
-    assert (other[2] != outs[2]).any()
+    assert (other[g] != outs[g]).any()
 
 
 def test_keep_real_needs_fresh_blocks_and_a_known_policy(text):
@@ -58,6 +61,8 @@ def test_keep_real_needs_fresh_blocks_and_a_known_policy(text):
         recursive_outputs(start, vocab_size=V, generations=1, policy="keep-real", beta=0.5)
     with pytest.raises(InvalidInputError, match="policy"):
         recursive_outputs(start, vocab_size=V, generations=1, policy="accumulate")
+    with pytest.raises(InvalidInputError, match="model"):
+        recursive_outputs(start, vocab_size=V, generations=1, model="transformer")
 
 
 def test_forecast_ranks_two_candidates_as_real_retraining_does(text, embed_cached):
