@@ -15,12 +15,15 @@ from detectors.reference import ReferenceCorpus
 from simulations.forecast import (
     TOP_UP_CONFIDENCE_Z,
     Plan,
+    _bisect,
     forecast,
     min_top_up,
     relative_lower_bound,
     what_if,
     what_if_top_up,
 )
+from simulations.plans import Forecast
+from simulations.results import Band, Trajectory
 
 Z = float(norm.ppf(1 - 1e-3 / 2))
 
@@ -137,20 +140,20 @@ def test_min_top_up_beta_meets_the_target_when_simulated(wiki_split):
     reference, core, _ = wiki_split
     plan = Plan(generations=3, samples=300, seeds=6)
     base = forecast(reference, core, plan, random_state=2)
-    most = forecast(
+    most = forecast(  # read against the plan's own human start, as the search reads every beta
         reference,
         core,
         plan.model_copy(update={"policy": "keep-real", "beta": 0.5}),
         random_state=2,
+        human=base.human,
     )
-    # Halfway between no top-up and what the most allowed reaches with the search's confidence:
-    # out of reach without one, within reach with one (how much a top-up can restore is the
-    # forecast's own answer, not the test's).
-    reachable = relative_lower_bound(most, TOP_UP_CONFIDENCE_Z)
-    assert reachable > base.relative_final()
-    target = (base.relative_final() + reachable) / 2
+    # The target is what the most allowed top-up reaches at the search's confidence bound, so a
+    # top-up is feasible by construction, whatever the seeds make of this candidate (how much a
+    # top-up restores is the forecast's answer, not the test's; the search's choice of the
+    # smallest beta is tested on a known curve below).
+    target = relative_lower_bound(most, TOP_UP_CONFIDENCE_Z)
     top = min_top_up(reference, core, plan, target=target, random_state=2)
-    assert top.feasible and 0 < top.beta < 0.5
+    assert top.feasible and 0 <= top.beta <= 0.5
     assert relative_lower_bound(top.forecast, TOP_UP_CONFIDENCE_Z) >= target
     assert top.achieved_relative > target  # the point, above its lower bound
     check = forecast(
@@ -172,3 +175,35 @@ def test_relative_lower_bound_combines_both_standard_errors():
     assert relative_lower_bound(f, 0.0) == f.relative_final()
     assert relative_lower_bound(f, 2.0) == pytest.approx(ratio - 2.0 * se, rel=1e-12)
     assert relative_lower_bound(f, 2.0) < relative_lower_bound(f, 1.0) < f.relative_final()
+
+
+def test_the_search_takes_the_smallest_grid_beta_whose_lower_bound_meets_the_target():
+    """On a known curve: relative coverage 0.6 + beta, chains' SE 0.02 (candidate) and 0.01
+    (human start). The search must return the smallest beta of its grid (max_beta / 64) whose
+    `relative_lower_bound` reaches the target, and a smaller one on the mean alone (z = 0)."""
+    plan = Plan(generations=1, samples=200, seeds=4)
+
+    def band(mean: float, sem: float) -> Band:
+        return Band(mean=mean, median=mean, low=mean, high=mean, sem=sem, level=0.9, n=4)
+
+    def curve(mean: float, sem: float) -> dict[str, Trajectory]:
+        bands = (band(mean, sem), band(mean, sem))
+        return {"tail_coverage": Trajectory(metric="tail_coverage", description="", bands=bands)}
+
+    def run(beta: float) -> Forecast:
+        return Forecast(
+            plan=plan.model_copy(update={"policy": "keep-real", "beta": beta}) if beta else plan,
+            method="test",
+            trajectories=curve(0.6 + beta, 0.02),
+            human=curve(1.0, 0.01),
+            elapsed_seconds=0.0,
+        )
+
+    grid = [0.5 * k / 64 for k in range(65)]
+    found = {}
+    for z in (TOP_UP_CONFIDENCE_Z, 0.0):
+        top = _bisect(run, run(0.0), target=0.9, max_beta=0.5, progress=None, z=z)
+        smallest = min(b for b in grid if relative_lower_bound(run(b), z) >= 0.9)
+        assert top.feasible and top.beta == smallest
+        found[z] = top.beta
+    assert found[0.0] < found[TOP_UP_CONFIDENCE_Z]  # the bound asks for more fresh data
