@@ -51,9 +51,10 @@ from detectors.reference import ReferenceCorpus
 from detectors.synthetic.data import smollm2_continuations
 from service.policy import Policy
 from service.settings import Settings
-from simulations.forecast import Plan, forecast, min_top_up
+from simulations.forecast import Plan, forecast
 from simulations.ground_truth import blocks_of, recursive_outputs
 from simulations.text import Vocabulary, tokenize
+from simulations.top_up import min_top_up
 
 N_REFERENCE = 3000  # reference blocks (the audit's reference: 20% of them held out)
 POLICIES: tuple[tuple[Literal["replace", "keep-real"], float], ...] = (

@@ -37,8 +37,9 @@ from service.schemas import (
 )
 from service.store import now
 from service.synthetic import estimate_synthetic, score_reference
-from simulations.forecast import Forecast, Plan, forecast, min_top_up
+from simulations.forecast import Forecast, Plan, forecast
 from simulations.models.embedding import ProjectedReference
+from simulations.top_up import min_top_up
 
 if TYPE_CHECKING:
     from detectors.embedding import Embedder

@@ -19,7 +19,7 @@ Otherwise the forecast decides (`decide`):
   `min_relative_tail_coverage`.
 - top-up: outside those limits, but adding fresh human documents fixes it: enough to dilute the
   synthetic share below the limit, and the fresh fraction per generation that the simulator finds
-  (`simulations.forecast.min_top_up`) within `max_top_up_fraction`.
+  (`simulations.top_up.min_top_up`) within `max_top_up_fraction`.
 - reject: no allowed top-up brings the forecast back within the limit; but inconclusive instead
   when the out-of-domain share's upper bound exceeds `max_out_of_domain_fraction` (the forecast
   reads the reference's tails, and the shortfall may be the domain, not collapse).

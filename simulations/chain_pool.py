@@ -28,7 +28,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from simulations.loop import ChainRecord, run_generations
-from simulations.models.embedding import EmbeddingMixtureModel, ProjectedReference, RetrainingError
+from simulations.models.embedding import (
+    SCORED,
+    EmbeddingMixtureModel,
+    ProjectedReference,
+    RetrainingError,
+)
 
 ChainDone = Callable[[], None]
 
@@ -46,15 +51,60 @@ class ChainTask:
     beta: float
     seed: np.random.SeedSequence
     initial: np.ndarray  # generation 0's data
+    # Measure only the final generation now; keep the earlier generations' samples for later
+    # (`ChainOutput.pending`): a top-up search decides on the final generation alone and
+    # measures the whole trajectory of the one beta it returns (`simulations.top_up`).
+    final_only: bool = False
 
 
-def run_chain(task: ChainTask) -> ChainRecord:
+@dataclass(frozen=True)
+class ChainOutput:
+    """A chain's per-generation metrics; with `final_only`, NaN before the final generation,
+    whose samples are in `pending` (one array per generation, in order)."""
+
+    record: ChainRecord
+    pending: tuple[np.ndarray, ...] = ()
+
+
+class _FinalOnly:
+    """A model whose measurements before the last of `total` are deferred: `score` keeps the
+    sample and reports NaN. Scoring draws nothing from the chain's random stream, so the chain
+    (and its final measurement) is the same as when every generation is measured."""
+
+    def __init__(self, model: EmbeddingMixtureModel, total: int) -> None:
+        self.model, self.remaining = model, total - 1
+        self.kept: list[np.ndarray] = []
+        self.n_chains = model.n_chains
+
+    def sample_original(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.model.sample_original(n, rng)
+
+    def fit(self, data: np.ndarray) -> _FinalOnly:
+        self.model.fit(data)
+        return self
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.model.sample(n, rng)
+
+    def concat(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        return self.model.concat(parts)
+
+    def score(self, samples: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.remaining == 0:
+            return self.model.score(samples, rng)
+        self.remaining -= 1
+        self.kept.append(samples.copy())
+        return {name: np.array([np.nan]) for name in SCORED}
+
+
+def run_chain(task: ChainTask) -> ChainOutput:
     with threadpool_limits(limits=1):  # see simulations.forecast._chains
         model = EmbeddingMixtureModel(
             task.projected, baseline_seed=task.baseline_seed, error=task.error
         )
-        return run_generations(
-            model,
+        deferred = _FinalOnly(model, task.generations + 1) if task.final_only else None
+        record = run_generations(
+            deferred or model,
             generations=task.generations,
             samples=task.samples,
             policy=task.policy,
@@ -62,9 +112,10 @@ def run_chain(task: ChainTask) -> ChainRecord:
             random_state=np.random.default_rng(task.seed),
             initial=task.initial,
         )
+        return ChainOutput(record, tuple(deferred.kept) if deferred else ())
 
 
-def _run_group(tasks: Sequence[ChainTask]) -> list[ChainRecord]:
+def _run_group(tasks: Sequence[ChainTask]) -> list[ChainOutput]:
     return [run_chain(t) for t in tasks]
 
 
@@ -93,12 +144,12 @@ def _replace_worker(i: int, broken: ProcessPoolExecutor) -> None:
 
 def run_chains(
     tasks: Sequence[ChainTask], *, processes: int = 1, done: ChainDone | None = None
-) -> list[ChainRecord]:
+) -> list[ChainOutput]:
     """Every task's chain, in task order, on `processes` processes (this one included).
     `done()` is called as each chain finishes."""
     p = max(1, min(processes, len(tasks)))
     groups = [list(range(j, len(tasks), p)) for j in range(p)]
-    sent: list[tuple[int, ProcessPoolExecutor, Future[list[ChainRecord]] | None]] = []
+    sent: list[tuple[int, ProcessPoolExecutor, Future[list[ChainOutput]] | None]] = []
     for j in range(1, p):
         executor = _worker(j - 1)
         try:
@@ -107,7 +158,7 @@ def run_chains(
             _replace_worker(j - 1, executor)
             future = None
         sent.append((j, executor, future))
-    out: list[ChainRecord | None] = [None] * len(tasks)
+    out: list[ChainOutput | None] = [None] * len(tasks)
     for i in groups[0]:
         out[i] = run_chain(tasks[i])
         if done is not None:

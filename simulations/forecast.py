@@ -6,10 +6,7 @@
   prompts and scattered by the model's own error) fitted to real recursive training.
 - `what_if(synthetic_fraction=..., tail_coverage=..., plan=...)`: no embeddings; the categorical
   what-if model (`simulations.whatif`), in milliseconds.
-- `min_top_up(...)` / `what_if_top_up(...)`: the smallest fraction beta of fresh human data per
-  generation (policy keep-real) whose forecast keeps the final generation's mean tail coverage
-  ratio at or above a target, by bisection with common random numbers (every beta is simulated
-  with the same seeds, so the comparison between betas is not swamped by seed noise).
+- the top-up searches built on them are in `simulations.top_up`.
 
 Trajectories "tail_coverage", "recall", "precision" and "coverage" are ratios to a fresh human
 sample of the same size (1.0 = as good as human data), "divergence" a distance to the reference;
@@ -25,9 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from detectors.errors import InvalidInputError
 from detectors.index import as_matrix
-from simulations.chain_pool import ChainTask, run_chains
+from simulations.chain_pool import ChainOutput, ChainTask, run_chains
 from simulations.loop import ChainRecord, run_generations
 from simulations.models.embedding import DESCRIPTIONS as EMBEDDING_DESCRIPTIONS
 from simulations.models.embedding import (
@@ -36,7 +32,7 @@ from simulations.models.embedding import (
     ProjectedReference,
     RetrainingError,
 )
-from simulations.plans import Forecast, Plan, TopUp
+from simulations.plans import Forecast, Plan
 from simulations.results import Trajectory, summarise
 from simulations.whatif import DESCRIPTIONS as WHATIF_DESCRIPTIONS
 from simulations.whatif import WhatIfCorpus, WhatIfModel
@@ -45,13 +41,6 @@ if TYPE_CHECKING:
     from detectors.reference import ReferenceCorpus
 
 ProgressCallback = Callable[[int, int], None]
-BISECTION_STEPS = 6  # beta resolution max_beta / 64
-# The top-up search asks for the smallest beta whose relative final tail coverage is above the
-# target with one-sided 95% confidence over the forecast's chains, not only on average: near the
-# target the coverage rises by about 1 per unit of beta, so the chains' noise alone (0.02 in the
-# relative, candidate and human start together) moved the beta found by 0.07-0.09, and real
-# retraining with the smaller betas fell short (README "Top-up that works?").
-TOP_UP_CONFIDENCE_Z = 1.645
 
 
 def _trajectories(record: ChainRecord, descriptions: dict[str, str]) -> dict[str, Trajectory]:
@@ -125,6 +114,27 @@ def human_start(
         return _chains(proj, proj.holdout, plan, 11, random_state, None, error, processes)
 
 
+def _starts(points: np.ndarray, plan: Plan, stream: int, random_state: int) -> list[np.ndarray]:
+    """Seed s's starting sample: plan.samples points drawn from `points` (with replacement if
+    short) on random stream [random_state, s, stream]."""
+    m = plan.samples
+    out = []
+    for seed in range(plan.seeds):
+        rng = np.random.default_rng([random_state, seed, stream])
+        out.append(points[rng.choice(len(points), m, replace=m > len(points))])
+    return out
+
+
+def _score_starts(
+    proj: ProjectedReference, starts: list[np.ndarray], random_state: int, error: RetrainingError
+) -> dict[str, np.ndarray]:
+    """Row 0: the starting data itself, as audited, for every seed (this also computes the human
+    baseline the chains score against, which worker processes then receive with `proj`)."""
+    model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
+    scored = [model.score(start, np.random.default_rng(0)) for start in starts]
+    return {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
+
+
 def _chains(
     proj: ProjectedReference,
     points: np.ndarray,
@@ -135,26 +145,31 @@ def _chains(
     error: RetrainingError,
     processes: int,
 ) -> dict[str, Trajectory]:
-    """`plan.seeds` chains of the recursion, seed s starting from plan.samples points drawn from
-    `points` (with replacement if short) on random stream [random_state, s, stream].
+    """`plan.seeds` chains of the recursion from `_starts(points, plan, stream, ...)`.
 
     Callers run this on one thread (threadpool_limits): the recursion's linear algebra is
     hundreds of 16x16 Cholesky solves and k-NN in 16 dimensions per generation, too small for
     BLAS or OpenMP threads, whose hand-offs dominated (a forecast plus top-up search took 4x as
     long on two busy cores, with identical numbers; benchmarks/audit_stages.py)."""
-    m = plan.samples
+    starts = _starts(points, plan, stream, random_state)
+    first = _score_starts(proj, starts, random_state, error)
+    outputs = run_chain_tasks(proj, starts, plan, random_state, progress, error, processes)
+    return _trajectories(_with_start(first, _stacked(outputs, plan)), EMBEDDING_DESCRIPTIONS)
 
-    def initial(seed: int) -> np.ndarray:
-        rng = np.random.default_rng([random_state, seed, stream])
-        return points[rng.choice(len(points), m, replace=m > len(points))]
 
-    starts = [initial(seed) for seed in range(plan.seeds)]
-    model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
-    # Row 0: the starting data itself, as audited, for every seed (this also computes the human
-    # baseline the chains score against, which the worker processes then receive with `proj`).
-    scored = [model.score(start, np.random.default_rng(0)) for start in starts]
-    first = {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
-    # Chain s: seed SeedSequence(random_state).spawn(seeds)[s], as `run_seeds` gives it.
+def run_chain_tasks(
+    proj: ProjectedReference,
+    starts: list[np.ndarray],
+    plan: Plan,
+    random_state: int,
+    progress: ProgressCallback | None,
+    error: RetrainingError,
+    processes: int,
+    *,
+    final_only: bool = False,
+) -> list[ChainOutput]:
+    """Chain s from starts[s] on seed SeedSequence(random_state).spawn(seeds)[s], as `run_seeds`
+    gives it; `final_only`: see `ChainTask`."""
     children = np.random.SeedSequence(random_state).spawn(plan.seeds)
     tasks = [
         ChainTask(
@@ -162,11 +177,12 @@ def _chains(
             error=error,
             baseline_seed=random_state,
             generations=plan.generations - 1,
-            samples=m,
+            samples=plan.samples,
             policy=plan.policy,
             beta=plan.beta,
             seed=child,
             initial=start,
+            final_only=final_only,
         )
         for child, start in zip(children, starts, strict=True)
     ]
@@ -178,72 +194,15 @@ def _chains(
         if progress is not None:
             progress(finished * plan.generations, plan.seeds * plan.generations)
 
-    records = run_chains(tasks, processes=processes, done=done)
+    return run_chains(tasks, processes=processes, done=done)
+
+
+def _stacked(outputs: list[ChainOutput], plan: Plan) -> ChainRecord:
+    records = [o.record for o in outputs]
     metrics = {
         k: np.concatenate([r.metrics[k] for r in records], axis=1) for k in records[0].metrics
     }
-    record = ChainRecord(metrics=metrics, policy=plan.policy, beta=plan.beta, samples=m)
-    return _trajectories(_with_start(first, record), EMBEDDING_DESCRIPTIONS)
-
-
-def min_top_up(
-    reference: ReferenceCorpus,
-    candidate: np.ndarray,
-    plan: Plan,
-    *,
-    target: float,
-    max_beta: float = 0.5,
-    random_state: int = 0,
-    progress: ProgressCallback | None = None,
-    base: Forecast | None = None,
-    projected: ProjectedReference | None = None,
-    error: RetrainingError = RETRAINING_ERROR,
-    processes: int = 1,
-) -> TopUp:
-    """Smallest keep-real beta whose embedding forecast ends with a tail coverage of at least
-    `target` x that of fresh human data under the original plan, with one-sided 95% confidence
-    over the chains (`TOP_UP_CONFIDENCE_Z`, `relative_lower_bound`). `base`, if given, is the
-    forecast of `plan` itself with the same `random_state` (saves running it again), and
-    `projected` the reference's projection it used (saves building it again)."""
-    proj = projected or ProjectedReference.build(reference, seed=random_state)
-    if base is None or base.plan != plan:
-        base = forecast(
-            reference,
-            candidate,
-            plan,
-            random_state=random_state,
-            projected=proj,
-            error=error,
-            processes=processes,
-        )
-
-    def run(beta: float) -> Forecast:
-        return forecast(
-            reference,
-            candidate,
-            _with_policy(plan, beta),
-            random_state=random_state,
-            projected=proj,
-            human=base.human,
-            error=error,
-            processes=processes,
-        )
-
-    return _bisect(
-        run, base, target=target, max_beta=max_beta, progress=progress, z=TOP_UP_CONFIDENCE_Z
-    )
-
-
-def relative_lower_bound(f: Forecast, z: float, metric: str = "tail_coverage") -> float:
-    """`f.relative_final(metric)` minus z standard errors: the candidate's and the human start's
-    chain standard errors combined for their ratio (first order, as independent: their chains
-    start from different data)."""
-    cand, human = f.final(metric), f.human[metric].bands[-1]
-    relative = f.relative_final(metric)
-    if not (cand.mean > 0 and human.mean > 0):
-        return relative
-    se = relative * float(np.hypot(cand.sem / cand.mean, human.sem / human.mean))
-    return relative - z * se
+    return ChainRecord(metrics=metrics, policy=plan.policy, beta=plan.beta, samples=plan.samples)
 
 
 # ---------------------------------------------------------------- what-if forecasts
@@ -287,93 +246,3 @@ def what_if(
         human=human if human is not None else run(corpus.human),
         elapsed_seconds=time.perf_counter() - start,
     )
-
-
-def what_if_top_up(
-    *,
-    synthetic_fraction: float,
-    tail_coverage: float,
-    plan: Plan,
-    target: float,
-    max_beta: float = 0.5,
-    random_state: int = 0,
-) -> TopUp:
-    base = what_if(
-        synthetic_fraction=synthetic_fraction,
-        tail_coverage=tail_coverage,
-        plan=plan,
-        random_state=random_state,
-    )
-
-    def run(beta: float) -> Forecast:
-        return what_if(
-            synthetic_fraction=synthetic_fraction,
-            tail_coverage=tail_coverage,
-            plan=_with_policy(plan, beta),
-            random_state=random_state,
-            human=base.human,
-        )
-
-    # On the mean: the what-if model is not checked against real retraining, so a margin for
-    # its chains' noise (a relative SE of 0.05-0.07) would be precision it has not earned.
-    return _bisect(run, base, target=target, max_beta=max_beta, progress=None, z=0.0)
-
-
-# ---------------------------------------------------------------- the search
-def _bisect(
-    run: Callable[[float], Forecast],
-    base: Forecast,
-    *,
-    target: float,
-    max_beta: float,
-    progress: ProgressCallback | None,
-    z: float,
-) -> TopUp:
-    """The smallest beta on the max_beta / 64 grid whose forecast meets the target: its relative
-    final tail coverage minus `z` standard errors (`relative_lower_bound`) at or above it."""
-    if not 0.0 < target <= 1.5:
-        raise InvalidInputError(
-            f"target (relative tail coverage) must be in (0, 1.5], got {target}"
-        )
-    if not 0.0 < max_beta <= 1.0:
-        raise InvalidInputError(f"max_beta must be in (0, 1], got {max_beta}")
-    plan = base.plan
-    total = BISECTION_STEPS + 1
-    done = 0
-
-    def evaluate(beta: float) -> Forecast:
-        nonlocal done
-        result = run(beta)
-        done += 1
-        if progress is not None:
-            progress(done, total)
-        return result
-
-    def meets(f: Forecast) -> bool:
-        return relative_lower_bound(f, z) >= target
-
-    def top_up(beta: float, f: Forecast, feasible: bool) -> TopUp:
-        return TopUp(
-            beta=beta,
-            documents_per_generation=round(beta * plan.samples),
-            target=target,
-            feasible=feasible,
-            achieved=f.final(),
-            achieved_relative=f.relative_final(),
-            forecast=f,
-        )
-
-    if meets(base):  # the plan as given already meets the target: no top-up needed
-        return top_up(plan.beta if plan.policy == "keep-real" else 0.0, base, True)
-    high_forecast = evaluate(max_beta)
-    if not meets(high_forecast):
-        return top_up(max_beta, high_forecast, False)
-    low, high = 0.0, max_beta
-    for _ in range(BISECTION_STEPS):
-        mid = (low + high) / 2
-        f = evaluate(mid)
-        if meets(f):
-            high, high_forecast = mid, f
-        else:
-            low = mid
-    return top_up(high, high_forecast, True)

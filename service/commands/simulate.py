@@ -107,7 +107,8 @@ def forecast(
 
     from detectors.errors import CollapseGuardError
     from service.cli import console, fail
-    from simulations.forecast import Plan, what_if, what_if_top_up
+    from simulations.forecast import Plan, what_if
+    from simulations.top_up import what_if_top_up
 
     try:
         plan = Plan(generations=generations, samples=samples, policy=policy, beta=beta, seeds=seeds)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from detectors.reference import ReferenceCorpus
 
 METRICS = ("tail_coverage", "recall", "precision", "coverage")
+SCORED = (*METRICS, "divergence")  # what `EmbeddingMixtureModel.score` reports
 DESCRIPTIONS = {
     "tail_coverage": "tail coverage / that of a fresh human sample of the same size",
     "recall": "recall / that of a fresh human sample of the same size",

@@ -14,7 +14,7 @@ import pytest
 
 from detectors.reference import ReferenceCorpus
 from simulations import chain_pool
-from simulations.forecast import Plan, forecast, min_top_up
+from simulations.forecast import Plan, forecast
 from simulations.loop import run_seeds
 from simulations.models.embedding import (
     RETRAINING_ERROR,
@@ -22,22 +22,17 @@ from simulations.models.embedding import (
     ProjectedReference,
     first_fit,
 )
+from simulations.top_up import min_top_up
 
 
 @pytest.fixture(scope="module")
-def reference() -> ReferenceCorpus:
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((6, 32)) * 2
-    vectors = centres[rng.integers(6, size=1500)] + rng.standard_normal((1500, 32))
-    return ReferenceCorpus(holdout_fraction=0.25, random_state=0).fit(vectors.astype(np.float32))
+def reference(toy_reference: ReferenceCorpus) -> ReferenceCorpus:
+    return toy_reference
 
 
 @pytest.fixture(scope="module")
-def candidate(reference: ReferenceCorpus) -> np.ndarray:
-    # Two of the reference's six modes: a candidate missing most of its tails.
-    vectors = reference.vectors_
-    labels = np.argmin(((vectors[:, None, :2] - vectors[None, :6, :2]) ** 2).sum(-1), axis=1)
-    return vectors[np.isin(labels, [0, 1])][:300]
+def candidate(toy_candidate: np.ndarray) -> np.ndarray:
+    return toy_candidate
 
 
 def test_chains_on_two_processes_equal_the_sequential_run(reference):
@@ -75,7 +70,7 @@ def test_chains_on_two_processes_equal_the_sequential_run(reference):
     for processes in (1, 2):
         got = chain_pool.run_chains(tasks, processes=processes, done=lambda: calls.append(1))
         for name, values in want.metrics.items():
-            stacked = np.concatenate([r.metrics[name] for r in got], axis=1)
+            stacked = np.concatenate([r.record.metrics[name] for r in got], axis=1)
             np.testing.assert_array_equal(stacked, values, err_msg=f"{name}, {processes}")
     assert len(calls) == 8  # one call per finished chain
 

@@ -1,0 +1,278 @@
+"""The smallest top-up: how much fresh human data per generation a plan needs to meet a target.
+
+- `min_top_up(reference, candidate, plan, target=...)`: on the embedding forecast
+  (`simulations.forecast.forecast`), the smallest fraction beta of fresh human data per
+  generation (policy keep-real) whose forecast ends with a relative tail coverage at or above the
+  target with one-sided 95% confidence (`relative_lower_bound`);
+- `what_if_top_up(...)`: the same on the what-if model, on the mean.
+
+Both bisect a grid of betas with common random numbers: every beta is simulated with the same
+seeds and starting samples, so the comparison between betas is not swamped by seed noise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from detectors.errors import InvalidInputError
+from detectors.index import as_matrix
+from simulations.chain_pool import ChainOutput
+from simulations.forecast import (
+    EMBEDDING_DESCRIPTIONS,
+    ProgressCallback,
+    _score_starts,
+    _stacked,
+    _starts,
+    _trajectories,
+    _with_start,
+    forecast,
+    run_chain_tasks,
+    what_if,
+)
+from simulations.loop import ChainRecord
+from simulations.models.embedding import (
+    RETRAINING_ERROR,
+    EmbeddingMixtureModel,
+    ProjectedReference,
+    RetrainingError,
+)
+from simulations.plans import Forecast, Plan, TopUp
+
+if TYPE_CHECKING:
+    from detectors.reference import ReferenceCorpus
+
+# The grid: max_beta / 2**BISECTION_STEPS (0.5 / 64: 8 documents in 1,000 per generation).
+BISECTION_STEPS = 6
+# The top-up search asks for the smallest beta whose relative final tail coverage is above the
+# target with one-sided 95% confidence over the forecast's chains, not only on average: near the
+# target the coverage rises by about 1 per unit of beta, so the chains' noise alone (0.02 in the
+# relative, candidate and human start together) moved the beta found by 0.07-0.09, and real
+# retraining with the smaller betas fell short (README "Top-up that works?").
+TOP_UP_CONFIDENCE_Z = 1.645
+
+
+def _with_policy(plan: Plan, beta: float) -> Plan:
+    return plan.model_copy(update={"policy": "keep-real", "beta": float(beta)})
+
+
+def min_top_up(
+    reference: ReferenceCorpus,
+    candidate: np.ndarray,
+    plan: Plan,
+    *,
+    target: float,
+    max_beta: float = 0.5,
+    random_state: int = 0,
+    progress: ProgressCallback | None = None,
+    base: Forecast | None = None,
+    projected: ProjectedReference | None = None,
+    error: RetrainingError = RETRAINING_ERROR,
+    processes: int = 1,
+) -> TopUp:
+    """Smallest keep-real beta whose embedding forecast ends with a tail coverage of at least
+    `target` x that of fresh human data under the original plan, with one-sided 95% confidence
+    over the chains (`TOP_UP_CONFIDENCE_Z`, `relative_lower_bound`). `base`, if given, is the
+    forecast of `plan` itself with the same `random_state` (saves running it again), and
+    `projected` the reference's projection it used (saves building it again).
+
+    The returned forecast is `forecast(reference, candidate, plan with beta, human=base.human)`
+    to the last digit; the betas tried on the way are measured at their final generation only
+    (all the search compares), which is 30% of a forecast's time."""
+    proj = projected or ProjectedReference.build(reference, seed=random_state)
+    if base is None or base.plan != plan:
+        base = forecast(
+            reference,
+            candidate,
+            plan,
+            random_state=random_state,
+            projected=proj,
+            error=error,
+            processes=processes,
+        )
+    cand = proj.project(as_matrix(candidate, name="candidate vectors", dim=reference.dim_))
+    # Every beta starts from the same samples as the base forecast (stream 7 of `forecast`), so
+    # generation 0 is measured once for the whole search.
+    starts = _starts(cand, plan, 7, random_state)
+    with threadpool_limits(limits=1):
+        first = _score_starts(proj, starts, random_state, error)
+    tried: dict[float, tuple[list[ChainOutput], float]] = {}
+
+    def run(beta: float) -> Forecast:
+        t0 = time.perf_counter()
+        at_beta = _with_policy(plan, beta)
+        with threadpool_limits(limits=1):
+            outputs = run_chain_tasks(
+                proj, starts, at_beta, random_state, None, error, processes, final_only=True
+            )
+        record = _with_start(first, _stacked(outputs, at_beta))
+        elapsed = time.perf_counter() - t0
+        tried[beta] = (outputs, elapsed)
+        return Forecast(
+            plan=at_beta,
+            method="embedding-gmm",
+            trajectories=_trajectories(record, EMBEDDING_DESCRIPTIONS),
+            human=base.human,
+            elapsed_seconds=elapsed,
+        )
+
+    found = _bisect(
+        run, base, target=target, max_beta=max_beta, progress=progress, z=TOP_UP_CONFIDENCE_Z
+    )
+    if found.forecast is base:
+        return found
+    outputs, elapsed = tried[found.beta]
+    return found.model_copy(
+        update={
+            "forecast": _measured(
+                found.forecast, outputs, first, proj, random_state, error, elapsed
+            )
+        }
+    )
+
+
+def _measured(
+    provisional: Forecast,
+    outputs: list[ChainOutput],
+    first: dict[str, np.ndarray],
+    proj: ProjectedReference,
+    random_state: int,
+    error: RetrainingError,
+    elapsed: float,
+) -> Forecast:
+    """`provisional` with its deferred generations measured, as the chains would have."""
+    t0 = time.perf_counter()
+    plan = provisional.plan
+    model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
+    rng = np.random.default_rng(0)  # the model's scoring draws nothing
+    measured = []
+    with threadpool_limits(limits=1):
+        for out in outputs:
+            metrics = {name: rows.copy() for name, rows in out.record.metrics.items()}
+            for g, samples in enumerate(out.pending):
+                for name, value in model.score(samples, rng).items():
+                    metrics[name][g] = np.asarray(value, dtype=float).reshape(model.n_chains)
+            record = ChainRecord(
+                metrics=metrics, policy=plan.policy, beta=plan.beta, samples=plan.samples
+            )
+            measured.append(ChainOutput(record))
+    record = _with_start(first, _stacked(measured, plan))
+    return provisional.model_copy(
+        update={
+            "trajectories": _trajectories(record, EMBEDDING_DESCRIPTIONS),
+            "elapsed_seconds": elapsed + time.perf_counter() - t0,
+        }
+    )
+
+
+def relative_lower_bound(f: Forecast, z: float, metric: str = "tail_coverage") -> float:
+    """`f.relative_final(metric)` minus z standard errors: the candidate's and the human start's
+    chain standard errors combined for their ratio (first order, as independent: their chains
+    start from different data)."""
+    cand, human = f.final(metric), f.human[metric].bands[-1]
+    relative = f.relative_final(metric)
+    if not (cand.mean > 0 and human.mean > 0):
+        return relative
+    se = relative * float(np.hypot(cand.sem / cand.mean, human.sem / human.mean))
+    return relative - z * se
+
+
+def what_if_top_up(
+    *,
+    synthetic_fraction: float,
+    tail_coverage: float,
+    plan: Plan,
+    target: float,
+    max_beta: float = 0.5,
+    random_state: int = 0,
+) -> TopUp:
+    base = what_if(
+        synthetic_fraction=synthetic_fraction,
+        tail_coverage=tail_coverage,
+        plan=plan,
+        random_state=random_state,
+    )
+
+    def run(beta: float) -> Forecast:
+        return what_if(
+            synthetic_fraction=synthetic_fraction,
+            tail_coverage=tail_coverage,
+            plan=_with_policy(plan, beta),
+            random_state=random_state,
+            human=base.human,
+        )
+
+    # On the mean: the what-if model is not checked against real retraining, so a margin for
+    # its chains' noise (a relative SE of 0.05-0.07) would be precision it has not earned.
+    return _bisect(run, base, target=target, max_beta=max_beta, progress=None, z=0.0)
+
+
+# ---------------------------------------------------------------- the search
+def _bisect(
+    run: Callable[[float], Forecast],
+    base: Forecast,
+    *,
+    target: float,
+    max_beta: float,
+    progress: ProgressCallback | None,
+    z: float,
+) -> TopUp:
+    """The smallest beta on the max_beta / 2**BISECTION_STEPS grid whose forecast meets the
+    target: its relative final tail coverage minus `z` standard errors (`relative_lower_bound`)
+    at or above it (the smallest if meeting it is monotone in beta, as it is up to noise)."""
+    if not 0.0 < target <= 1.5:
+        raise InvalidInputError(
+            f"target (relative tail coverage) must be in (0, 1.5], got {target}"
+        )
+    if not 0.0 < max_beta <= 1.0:
+        raise InvalidInputError(f"max_beta must be in (0, 1], got {max_beta}")
+    plan = base.plan
+    total = BISECTION_STEPS + 1
+    done = 0
+
+    def evaluate(beta: float) -> Forecast:
+        nonlocal done
+        result = run(beta)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return result
+
+    def meets(f: Forecast) -> bool:
+        return relative_lower_bound(f, z) >= target
+
+    def top_up(beta: float, f: Forecast, feasible: bool) -> TopUp:
+        return TopUp(
+            beta=beta,
+            documents_per_generation=round(beta * plan.samples),
+            target=target,
+            feasible=feasible,
+            achieved=f.final(),
+            achieved_relative=f.relative_final(),
+            forecast=f,
+        )
+
+    if meets(base):  # the plan as given already meets the target: no top-up needed
+        return top_up(plan.beta if plan.policy == "keep-real" else 0.0, base, True)
+    # max_beta is simulated only when the first midpoint misses the target: the answer is then
+    # in the upper half (or nowhere). The betas tried and the one returned are always those of
+    # checking max_beta first; a top-up in the lower half costs one forecast less.
+    low, high = 0.0, max_beta
+    high_forecast: Forecast | None = None
+    for _ in range(BISECTION_STEPS):
+        mid = (low + high) / 2
+        f = evaluate(mid)
+        if meets(f):
+            high, high_forecast = mid, f
+            continue
+        low = mid
+        if high_forecast is None:
+            high_forecast = evaluate(max_beta)
+            if not meets(high_forecast):
+                return top_up(max_beta, high_forecast, False)
+    assert high_forecast is not None  # the first midpoint met the target, or max_beta did
+    return top_up(high, high_forecast, True)

@@ -1,0 +1,160 @@
+"""The top-up search (simulations.top_up): the smallest grid beta meeting the target on a known
+curve, on the what-if model and on real text; the forecast it returns is the forecast of its beta.
+
+Comparisons between forecasts use the seed bands' standard errors (`Band.sem`) with a normal
+quantile, never fixed margins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from simulations.forecast import Plan, forecast, what_if
+from simulations.plans import Forecast
+from simulations.results import Band, Trajectory
+from simulations.top_up import (
+    BISECTION_STEPS,
+    TOP_UP_CONFIDENCE_Z,
+    _bisect,
+    min_top_up,
+    relative_lower_bound,
+    what_if_top_up,
+)
+
+Z = float(norm.ppf(1 - 1e-3 / 2))
+
+
+def test_what_if_top_up_meets_its_target_on_fresh_seeds():
+    plan = Plan(generations=6, samples=1000, seeds=32)
+    top = what_if_top_up(synthetic_fraction=0.4, tail_coverage=0.4, plan=plan, target=0.9)
+    assert top.feasible and 0 < top.beta <= 0.5
+    assert top.documents_per_generation == round(top.beta * plan.samples)
+    # Re-simulate the proposed plan with seeds the search never saw.
+    check = what_if(
+        synthetic_fraction=0.4,
+        tail_coverage=0.4,
+        random_state=99,
+        plan=plan.model_copy(update={"policy": "keep-real", "beta": top.beta}),
+    )
+    human = what_if(synthetic_fraction=0.4, tail_coverage=0.4, plan=plan, random_state=99).human
+    final, human_final = check.final(), human["tail_coverage"].bands[-1]
+    se = np.hypot(final.sem, 0.9 * human_final.sem)
+    assert final.mean >= 0.9 * human_final.mean - Z * se
+
+
+@pytest.mark.slow
+def test_min_top_up_beta_meets_the_target_when_simulated(wiki_split):
+    reference, core, _ = wiki_split
+    plan = Plan(generations=3, samples=300, seeds=6)
+    base = forecast(reference, core, plan, random_state=2)
+    most = forecast(  # read against the plan's own human start, as the search reads every beta
+        reference,
+        core,
+        plan.model_copy(update={"policy": "keep-real", "beta": 0.5}),
+        random_state=2,
+        human=base.human,
+    )
+    # The target is what the most allowed top-up reaches at the search's confidence bound, so a
+    # top-up is feasible by construction, whatever the seeds make of this candidate (how much a
+    # top-up restores is the forecast's answer, not the test's; the search's choice of the
+    # smallest beta is tested on a known curve below).
+    target = relative_lower_bound(most, TOP_UP_CONFIDENCE_Z)
+    top = min_top_up(reference, core, plan, target=target, random_state=2)
+    assert top.feasible and 0 <= top.beta <= 0.5
+    assert relative_lower_bound(top.forecast, TOP_UP_CONFIDENCE_Z) >= target
+    assert top.achieved_relative > target  # the point, above its lower bound
+    check = forecast(
+        reference,
+        core,
+        plan.model_copy(update={"policy": "keep-real", "beta": top.beta}),
+        random_state=3,
+    )
+    human_final = forecast(reference, core, plan, random_state=3).human["tail_coverage"].bands[-1]
+    se = np.hypot(check.final().sem, target * human_final.sem)
+    assert check.final().mean >= target * human_final.mean - Z * se
+
+
+def test_relative_lower_bound_combines_both_standard_errors():
+    f = what_if(synthetic_fraction=0.5, tail_coverage=0.6, plan=Plan(seeds=6))
+    cand, human = f.final(), f.human["tail_coverage"].bands[-1]
+    ratio = cand.mean / human.mean
+    se = ratio * np.sqrt((cand.sem / cand.mean) ** 2 + (human.sem / human.mean) ** 2)
+    assert relative_lower_bound(f, 0.0) == f.relative_final()
+    assert relative_lower_bound(f, 2.0) == pytest.approx(ratio - 2.0 * se, rel=1e-12)
+    assert relative_lower_bound(f, 2.0) < relative_lower_bound(f, 1.0) < f.relative_final()
+
+
+def _known_curve(slope: float) -> tuple[Plan, list[float], Callable[[float], Forecast]]:
+    """A forecast per beta with relative final coverage 0.6 + slope x beta, chains' SE 0.02
+    (candidate) and 0.01 (human start); the betas asked for are recorded."""
+    plan = Plan(generations=1, samples=200, seeds=4)
+    asked: list[float] = []
+
+    def band(mean: float, sem: float) -> Band:
+        return Band(mean=mean, median=mean, low=mean, high=mean, sem=sem, level=0.9, n=4)
+
+    def curve(mean: float, sem: float) -> dict[str, Trajectory]:
+        bands = (band(mean, sem), band(mean, sem))
+        return {"tail_coverage": Trajectory(metric="tail_coverage", description="", bands=bands)}
+
+    def run(beta: float) -> Forecast:
+        asked.append(beta)
+        return Forecast(
+            plan=plan.model_copy(update={"policy": "keep-real", "beta": beta}) if beta else plan,
+            method="test",
+            trajectories=curve(0.6 + slope * beta, 0.02),
+            human=curve(1.0, 0.01),
+            elapsed_seconds=0.0,
+        )
+
+    return plan, asked, run
+
+
+@pytest.mark.parametrize("target", [0.65, 0.8, 0.9, 1.05])
+def test_the_search_takes_the_smallest_grid_beta_whose_lower_bound_meets_the_target(target):
+    """On a known curve the search returns the smallest beta of its grid (max_beta /
+    2**BISECTION_STEPS) whose `relative_lower_bound` reaches the target, and a smaller one on the
+    mean alone (z = 0); max_beta is simulated only when the answer is in the upper half."""
+    _, asked, run = _known_curve(slope=1.0)
+    base = run(0.0)
+    grid = [0.5 * k / 2**BISECTION_STEPS for k in range(2**BISECTION_STEPS + 1)]
+    found = {}
+    for z in (TOP_UP_CONFIDENCE_Z, 0.0):
+        asked.clear()
+        top = _bisect(run, base, target=target, max_beta=0.5, progress=None, z=z)
+        simulated = len(asked)
+        smallest = min(b for b in grid if relative_lower_bound(run(b), z) >= target)
+        assert top.feasible and top.beta == smallest
+        assert top.documents_per_generation == round(smallest * 200)
+        assert simulated == BISECTION_STEPS + (smallest > 0.25)
+        found[z] = top.beta
+    assert found[0.0] < found[TOP_UP_CONFIDENCE_Z]  # the bound asks for more fresh data
+
+
+def test_an_unreachable_target_is_reported_infeasible_at_max_beta():
+    _, asked, run = _known_curve(slope=0.2)  # at most 0.7 at beta 0.5
+    top = _bisect(run, run(0.0), target=0.9, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
+    assert not top.feasible and top.beta == 0.5 and top.forecast.plan.beta == 0.5
+    assert top.achieved_relative == pytest.approx(0.7)
+    assert asked == [0.0, 0.25, 0.5]  # the base, the first midpoint, max_beta: no more
+
+
+def test_the_top_up_forecast_is_the_forecast_of_its_beta(toy_reference, toy_candidate):
+    """The search measures the betas it tries at their final generation only; the forecast it
+    returns has every generation measured, equal to the last digit to forecasting that beta."""
+    plan = Plan(generations=3, samples=150, seeds=4)
+    base = forecast(toy_reference, toy_candidate, plan, random_state=1)
+    target = min(1.5, base.relative_final() + 0.05)  # just out of reach: the search runs
+    top = min_top_up(toy_reference, toy_candidate, plan, target=target, random_state=1, base=base)
+    assert top.beta > 0
+    at_beta = plan.model_copy(update={"policy": "keep-real", "beta": top.beta})
+    want = forecast(toy_reference, toy_candidate, at_beta, random_state=1, human=base.human)
+    assert top.forecast.plan == want.plan
+    assert top.forecast.trajectories == want.trajectories
+    assert top.forecast.human == base.human
+    for trajectory in top.forecast.trajectories.values():
+        assert all(np.isfinite(b.mean) for b in trajectory.bands)
