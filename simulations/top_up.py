@@ -46,8 +46,11 @@ from simulations.plans import Forecast, Plan, TopUp
 if TYPE_CHECKING:
     from detectors.reference import ReferenceCorpus
 
-# The grid: max_beta / 2**BISECTION_STEPS (0.5 / 64: 8 documents in 1,000 per generation).
-BISECTION_STEPS = 6
+# The grid: max_beta / 2**BISECTION_STEPS (0.5 / 32: 16 documents in 1,000 per generation). It
+# was max_beta / 64: the same bisection stopped one step earlier, so a beta is the one found
+# before or one 1/64 step (8 documents in 1,000) above it, for a forecast less per search; the
+# beta's own noise is 0.07-0.09 (below), ten times either step.
+BISECTION_STEPS = 5
 # The top-up search asks for the smallest beta whose relative final tail coverage is above the
 # target with one-sided 95% confidence over the forecast's chains, not only on average: near the
 # target the coverage rises by about 1 per unit of beta, so the chains' noise alone (0.02 in the
