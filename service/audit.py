@@ -37,6 +37,7 @@ from service.schemas import (
 )
 from service.store import now
 from service.synthetic import estimate_synthetic, score_reference
+from simulations.chain_pool import start_workers
 from simulations.forecast import Forecast, Plan, forecast
 from simulations.models.embedding import ProjectedReference
 from simulations.top_up import min_top_up
@@ -83,6 +84,7 @@ def execute_audit(
             f"reference {info.name!r} was built with {info.model!r}, the service embeds with "
             f"{embedder.model_name!r}: rebuild the reference or configure that model"
         )
+    start_workers(settings.forecast_processes)  # their start overlaps the embedding
     # A file reader samples itself (two-stage when large); texts are reservoir-sampled.
     drawn = draw_sample(texts, settings, np.random.default_rng(seed))
     sample, corpus_size = validate_texts(drawn.texts), drawn.corpus_size

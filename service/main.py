@@ -21,6 +21,7 @@ from service.build_jobs import resumable_builds, resume_builds
 from service.settings import Settings
 from service.store import Store
 from service.workpool import WorkPool
+from simulations.chain_pool import start_workers
 
 
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             resumable.clear()
         if load_model:  # in the background: /healthz answers at once, /readyz once loaded
             threading.Thread(target=_load, args=(app.state.embedder,), daemon=True).start()
+            start_workers(settings.forecast_processes)  # the forecast's, likewise
         yield
         app.state.pool.shutdown()
         app.state.forecast_pool.shutdown()

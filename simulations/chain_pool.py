@@ -17,6 +17,7 @@ and its chains are run here instead: a forecast never fails because a worker did
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from collections.abc import Callable, Sequence
@@ -131,6 +132,21 @@ def _worker(i: int) -> ProcessPoolExecutor:
                 ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             )
         return _workers[i]
+
+
+def _ready() -> None:
+    """Run in a new worker: its imports (scikit-learn, FAISS, the simulator) happen here."""
+
+
+def start_workers(processes: int) -> None:
+    """Spawn the workers a `processes`-process forecast will use, without waiting for them. A
+    new worker spends a second or two importing the simulator's stack before its first chain; an
+    audit calls this before embedding, so that start overlaps the embedding instead of delaying
+    the forecast (a cold 100-document forecast took 1.3 s longer than a warm one)."""
+    for j in range(1, processes):
+        # A dead worker is replaced by run_chains when it is needed.
+        with contextlib.suppress(BrokenProcessPool, RuntimeError):
+            _worker(j - 1).submit(_ready)
 
 
 def _replace_worker(i: int, broken: ProcessPoolExecutor) -> None:

@@ -112,3 +112,18 @@ def test_first_fit_is_kept_and_handed_out_as_a_copy():
     assert b.random_state == 0
     fresh = first_fit(data + 1, 3)
     assert not np.allclose(fresh.means_, a.means_)
+
+
+def test_workers_started_ahead_are_the_ones_a_forecast_uses(reference, candidate):
+    """An audit starts the workers before embedding (their imports then overlap it): the
+    forecast that follows runs its chains on that same process, with the same numbers."""
+    plan = Plan(generations=2, samples=120, seeds=4)
+    want = forecast(reference, candidate, plan, random_state=4, processes=1)
+    chain_pool.start_workers(2)
+    pid = chain_pool._worker(0).submit(os.getpid).result()
+    assert pid != os.getpid()
+    got = forecast(reference, candidate, plan, random_state=4, processes=2)
+    assert got.trajectories == want.trajectories and got.human == want.human
+    assert chain_pool._worker(0).submit(os.getpid).result() == pid
+    chain_pool.start_workers(1)  # one process: nothing to start
+    assert chain_pool._worker(0).submit(os.getpid).result() == pid
