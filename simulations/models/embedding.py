@@ -182,12 +182,23 @@ def first_fit(data: np.ndarray, components: int) -> GaussianMixture:
     return copy.copy(kept)
 
 
+# EM stops when the mean log-likelihood per point gains less than this in an iteration. The
+# mean itself is known only to its standard error over the generation's ~1,000 points (0.1-0.15
+# on BBC text in the 16-d projection), so iterating until it moves by less than scikit-learn's
+# default 1e-3 refines the fit a hundred times below what its data resolve: at 1e-2 a fit takes
+# 12 iterations instead of 38 and ends 0.01-0.03 lower in mean log-likelihood (a fifth of that
+# standard error); the forecast's agreement with real retraining was re-checked (README).
+EM_TOL = 1e-2
+
+
 def _fit_mixture(data: np.ndarray, components: int) -> GaussianMixture:
     # A fixed seed per fit keeps a chain reproducible; the data already differ per chain.
     # scikit-learn's EM with all components at once (`simulations.models.em`), 2.6x faster:
     # equal to its fit up to rounding, which the recursion amplifies into seed-like noise
     # (forecasts move by about 0.01-0.03; README "Audit stages").
-    return fit_full_mixture(data, components, reg_covar=1e-6, max_iter=100, random_state=0)
+    return fit_full_mixture(
+        data, components, reg_covar=1e-6, max_iter=100, tol=EM_TOL, random_state=0
+    )
 
 
 @dataclass(frozen=True)
