@@ -187,7 +187,8 @@ def first_fit(data: np.ndarray, components: int) -> GaussianMixture:
 # on BBC text in the 16-d projection), so iterating until it moves by less than scikit-learn's
 # default 1e-3 refines the fit a hundred times below what its data resolve: at 1e-2 a fit takes
 # 12 iterations instead of 38 and ends 0.01-0.03 lower in mean log-likelihood (a fifth of that
-# standard error); the forecast's agreement with real retraining was re-checked (README).
+# standard error; tests/simulations/test_em.py), and the forecast's agreement with real
+# retraining was re-checked (README "The forecast against real retraining").
 EM_TOL = 1e-2
 
 
