@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/fit_forecast.py [--fine | --points A:S,...] [--part I/N]
                                                 [--out FILE]                     # grid
     .venv/bin/python benchmarks/fit_forecast.py --summarise FILE [FILE ...]    # fit + its error
+    .venv/bin/python benchmarks/fit_forecast.py --reread TRUTH --forecasts FILE  # other truth
 
 The embedding forecast refits a Gaussian mixture generation after generation. A language model's
 retraining does two things the refit does not (`simulations.models.embedding.RetrainingError`):
@@ -196,6 +197,31 @@ def summarise(files: list[Path], out: Path) -> None:
     )
 
 
+def reread(truth: Path, forecasts: Path) -> None:
+    """Another ground truth (e.g. `recursion_truth.py --model gru`) against the forecasts a grid
+    file holds at the default constants (`RETRAINING_ERROR`): the forecast from generation 0 is
+    the same whatever model retrains, so only the actual values change."""
+    from simulations.models.embedding import RETRAINING_ERROR
+
+    point = (RETRAINING_ERROR.anchor, RETRAINING_ERROR.spread)
+    forecast_of = {
+        (r["candidate"], r["policy"]): r["forecast"]
+        for r in json.loads(forecasts.read_text())["rows"]
+        if (r["anchor"], r["spread"]) == point and r["relative_to"] == r["policy"]
+    }
+    rows = json.loads(truth.read_text())["rows"]
+    for policy in GROUPS:
+        part = [r for r in rows if r["policy"] == policy]
+        if not part:
+            continue
+        actual = np.array([r["actual_relative_final"] for r in part])
+        fc = np.array([forecast_of[(r["candidate"], policy)] for r in part])
+        rho = float(spearmanr(actual, fc).statistic)
+        print(f"{truth.name}, {policy}: Spearman {rho:.2f}, MAE {np.mean(np.abs(actual - fc)):.3f}")
+        for r, f in zip(part, fc, strict=True):
+            print(f"  {r['candidate']}: actual {r['actual_relative_final']:.2f}, forecast {f:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", default="0/1", help="I/N: this process runs every N-th point")
@@ -206,8 +232,13 @@ def main() -> None:
         help="instead of a grid: anchor:spread pairs, comma-separated (e.g. 0.1:0.3,0.3:0.5)",
     )
     parser.add_argument("--summarise", nargs="+", type=Path, default=None)
+    parser.add_argument("--reread", type=Path, default=None, help="another truth JSON")
+    parser.add_argument("--forecasts", type=Path, default=None, help="with --reread: a grid file")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.reread:
+        reread(args.reread, args.forecasts or Path("benchmarks/results/fit_forecast.json"))
+        return
     if args.summarise:
         summarise(args.summarise, args.out or Path("benchmarks/results/fit_forecast.json"))
         return
