@@ -6,6 +6,7 @@ Synthetic Gaussian vectors (fast); real worker processes (spawned, as in the ser
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -127,3 +128,31 @@ def test_workers_started_ahead_are_the_ones_a_forecast_uses(reference, candidate
     assert chain_pool._worker(0).submit(os.getpid).result() == pid
     chain_pool.start_workers(1)  # one process: nothing to start
     assert chain_pool._worker(0).submit(os.getpid).result() == pid
+
+
+def test_a_final_only_chain_is_the_chain_measured_at_its_end(reference):
+    """`final_only` defers every measurement but the last: the final row is the full chain's,
+    the earlier rows are NaN, and their samples are kept, one per generation, scoring to the
+    full chain's rows."""
+    proj = ProjectedReference.build(reference, dims=8, seed=0)
+    start = proj.holdout[np.random.default_rng(1).choice(len(proj.holdout), 120)]
+    task = chain_pool.ChainTask(
+        projected=proj,
+        error=RETRAINING_ERROR,
+        baseline_seed=3,
+        generations=3,
+        samples=120,
+        policy="keep-real",
+        beta=0.25,
+        seed=np.random.SeedSequence(9),
+        initial=start,
+    )
+    full = chain_pool.run_chain(task).record.metrics
+    deferred = chain_pool.run_chain(dataclasses.replace(task, final_only=True))
+    assert len(deferred.pending) == 3
+    model = EmbeddingMixtureModel(proj, baseline_seed=3, error=RETRAINING_ERROR)
+    for name, rows in deferred.record.metrics.items():
+        assert np.isnan(rows[:-1]).all()
+        assert rows[-1] == full[name][-1]
+        rescored = [model.score(p, np.random.default_rng(0))[name][0] for p in deferred.pending]
+        np.testing.assert_array_equal(rescored, full[name][:-1, 0])
