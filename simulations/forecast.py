@@ -58,10 +58,6 @@ def _with_start(start: dict[str, np.ndarray], record: ChainRecord) -> ChainRecor
     )
 
 
-def _with_policy(plan: Plan, beta: float) -> Plan:
-    return plan.model_copy(update={"policy": "keep-real", "beta": float(beta)})
-
-
 # ---------------------------------------------------------------- embedding-space forecasts
 def forecast(
     reference: ReferenceCorpus,
