@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from simulations import top_up
 from simulations.forecast import Plan, forecast, what_if
 from simulations.plans import Forecast
 from simulations.results import Band, Trajectory
@@ -143,9 +144,14 @@ def test_an_unreachable_target_is_reported_infeasible_at_max_beta():
     assert asked == [0.0, 0.25, 0.5]  # the base, the first midpoint, max_beta: no more
 
 
-def test_the_top_up_forecast_is_the_forecast_of_its_beta(toy_reference, toy_candidate):
-    """The search measures the betas it tries at their final generation only; the forecast it
-    returns has every generation measured, equal to the last digit to forecasting that beta."""
+@pytest.mark.parametrize("deferred_bytes", [top_up.DEFERRED_BYTES, 0])
+def test_the_top_up_forecast_is_the_forecast_of_its_beta(
+    toy_reference, toy_candidate, monkeypatch, deferred_bytes
+):
+    """The search measures the betas it tries at their final generation only (or, for a plan
+    too large to keep their samples, every generation); the forecast it returns has every
+    generation measured, equal to the last digit to forecasting that beta."""
+    monkeypatch.setattr(top_up, "DEFERRED_BYTES", deferred_bytes)
     plan = Plan(generations=3, samples=150, seeds=4)
     base = forecast(toy_reference, toy_candidate, plan, random_state=1)
     target = min(1.5, base.relative_final() + 0.05)  # just out of reach: the search runs
