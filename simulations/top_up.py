@@ -88,7 +88,7 @@ def min_top_up(
 
     The returned forecast is `forecast(reference, candidate, plan with beta, human=base.human)`
     to the last digit; the betas tried on the way are measured at their final generation only
-    (all the search compares; measuring is a third of a forecast's time)."""
+    (all the search compares; a search forecast costs a fifth less)."""
     proj = projected or ProjectedReference.build(reference, seed=random_state)
     if base is None or base.plan != plan:
         base = forecast(
