@@ -36,6 +36,23 @@ def candidate(toy_candidate: np.ndarray) -> np.ndarray:
     return toy_candidate
 
 
+def _task(
+    proj: ProjectedReference, start: np.ndarray, seed: np.random.SeedSequence, *, generations: int
+) -> chain_pool.ChainTask:
+    """A keep-real 25% chain of 120 samples per generation (baseline seed 3)."""
+    return chain_pool.ChainTask(
+        projected=proj,
+        error=RETRAINING_ERROR,
+        baseline_seed=3,
+        generations=generations,
+        samples=120,
+        policy="keep-real",
+        beta=0.25,
+        seed=seed,
+        initial=start,
+    )
+
+
 def test_chains_on_two_processes_equal_the_sequential_run(reference):
     """The chains run_seeds ran (one process, seeds spawned from random_state) are what
     run_chains returns with one process and with two."""
@@ -44,17 +61,7 @@ def test_chains_on_two_processes_equal_the_sequential_run(reference):
     starts = [proj.holdout[rng.choice(len(proj.holdout), 120)] for _ in range(4)]
     children = np.random.SeedSequence(3).spawn(4)
     tasks = [
-        chain_pool.ChainTask(
-            projected=proj,
-            error=RETRAINING_ERROR,
-            baseline_seed=3,
-            generations=2,
-            samples=120,
-            policy="keep-real",
-            beta=0.25,
-            seed=child,
-            initial=start,
-        )
+        _task(proj, start, child, generations=2)
         for child, start in zip(children, starts, strict=True)
     ]
     want = run_seeds(
@@ -136,17 +143,7 @@ def test_a_final_only_chain_is_the_chain_measured_at_its_end(reference):
     full chain's rows."""
     proj = ProjectedReference.build(reference, dims=8, seed=0)
     start = proj.holdout[np.random.default_rng(1).choice(len(proj.holdout), 120)]
-    task = chain_pool.ChainTask(
-        projected=proj,
-        error=RETRAINING_ERROR,
-        baseline_seed=3,
-        generations=3,
-        samples=120,
-        policy="keep-real",
-        beta=0.25,
-        seed=np.random.SeedSequence(9),
-        initial=start,
-    )
+    task = _task(proj, start, np.random.SeedSequence(9), generations=3)
     full = chain_pool.run_chain(task).record.metrics
     deferred = chain_pool.run_chain(dataclasses.replace(task, final_only=True))
     assert len(deferred.pending) == 3
