@@ -43,14 +43,14 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[int, int], None]
 
 
-def _trajectories(record: ChainRecord, descriptions: dict[str, str]) -> dict[str, Trajectory]:
+def trajectories_of(record: ChainRecord, descriptions: dict[str, str]) -> dict[str, Trajectory]:
     return {
         name: summarise(values, metric=name, description=descriptions.get(name, name))
         for name, values in record.metrics.items()
     }
 
 
-def _with_start(start: dict[str, np.ndarray], record: ChainRecord) -> ChainRecord:
+def with_start(start: dict[str, np.ndarray], record: ChainRecord) -> ChainRecord:
     """Prepend the measured starting data (row 0) to a run's per-generation rows."""
     metrics = {k: np.vstack([start[k][None, :], v]) for k, v in record.metrics.items()}
     return ChainRecord(
@@ -110,7 +110,9 @@ def human_start(
         return _chains(proj, proj.holdout, plan, 11, random_state, None, error, processes)
 
 
-def _starts(points: np.ndarray, plan: Plan, stream: int, random_state: int) -> list[np.ndarray]:
+def chain_starts(
+    points: np.ndarray, plan: Plan, stream: int, random_state: int
+) -> list[np.ndarray]:
     """Seed s's starting sample: plan.samples points drawn from `points` (with replacement if
     short) on random stream [random_state, s, stream]."""
     m = plan.samples
@@ -121,7 +123,7 @@ def _starts(points: np.ndarray, plan: Plan, stream: int, random_state: int) -> l
     return out
 
 
-def _score_starts(
+def score_starts(
     proj: ProjectedReference, starts: list[np.ndarray], random_state: int, error: RetrainingError
 ) -> dict[str, np.ndarray]:
     """Row 0: the starting data itself, as audited, for every seed (this also computes the human
@@ -141,16 +143,17 @@ def _chains(
     error: RetrainingError,
     processes: int,
 ) -> dict[str, Trajectory]:
-    """`plan.seeds` chains of the recursion from `_starts(points, plan, stream, ...)`.
+    """`plan.seeds` chains of the recursion from `chain_starts(points, plan, stream, ...)`.
 
     Callers run this on one thread (threadpool_limits): the recursion's linear algebra is
     hundreds of 16x16 Cholesky solves and k-NN in 16 dimensions per generation, too small for
     BLAS or OpenMP threads, whose hand-offs dominated (a forecast plus top-up search took 4x as
     long on two busy cores, with identical numbers; benchmarks/audit_stages.py)."""
-    starts = _starts(points, plan, stream, random_state)
-    first = _score_starts(proj, starts, random_state, error)
+    starts = chain_starts(points, plan, stream, random_state)
+    first = score_starts(proj, starts, random_state, error)
     outputs = run_chain_tasks(proj, starts, plan, random_state, progress, error, processes)
-    return _trajectories(_with_start(first, _stacked(outputs, plan)), EMBEDDING_DESCRIPTIONS)
+    record = with_start(first, stacked_records(outputs, plan))
+    return trajectories_of(record, EMBEDDING_DESCRIPTIONS)
 
 
 def run_chain_tasks(
@@ -193,7 +196,7 @@ def run_chain_tasks(
     return run_chains(tasks, processes=processes, done=done)
 
 
-def _stacked(outputs: list[ChainOutput], plan: Plan) -> ChainRecord:
+def stacked_records(outputs: list[ChainOutput], plan: Plan) -> ChainRecord:
     records = [o.record for o in outputs]
     metrics = {
         k: np.concatenate([r.metrics[k] for r in records], axis=1) for k in records[0].metrics
@@ -233,7 +236,7 @@ def what_if(
             random_state=rng,
             initial=data,
         )
-        return _trajectories(_with_start(first, record), WHATIF_DESCRIPTIONS)
+        return trajectories_of(with_start(first, record), WHATIF_DESCRIPTIONS)
 
     return Forecast(
         plan=plan,

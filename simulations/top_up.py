@@ -25,14 +25,14 @@ from simulations.chain_pool import ChainOutput
 from simulations.forecast import (
     EMBEDDING_DESCRIPTIONS,
     ProgressCallback,
-    _score_starts,
-    _stacked,
-    _starts,
-    _trajectories,
-    _with_start,
+    chain_starts,
     forecast,
     run_chain_tasks,
+    score_starts,
+    stacked_records,
+    trajectories_of,
     what_if,
+    with_start,
 )
 from simulations.loop import ChainRecord
 from simulations.models.embedding import (
@@ -103,9 +103,9 @@ def min_top_up(
     cand = proj.project(as_matrix(candidate, name="candidate vectors", dim=reference.dim_))
     # Every beta starts from the same samples as the base forecast (stream 7 of `forecast`), so
     # generation 0 is measured once for the whole search.
-    starts = _starts(cand, plan, 7, random_state)
+    starts = chain_starts(cand, plan, 7, random_state)
     with threadpool_limits(limits=1):
-        first = _score_starts(proj, starts, random_state, error)
+        first = score_starts(proj, starts, random_state, error)
     # A deferred generation's samples are kept until the search ends: for the beta that may be
     # returned only (the smallest that met the target so far, and max_beta), and only while
     # they are small; a larger plan measures every generation of every beta, as before.
@@ -120,12 +120,12 @@ def min_top_up(
             outputs = run_chain_tasks(
                 proj, starts, at_beta, random_state, None, error, processes, final_only=final_only
             )
-        record = _with_start(first, _stacked(outputs, at_beta))
+        record = with_start(first, stacked_records(outputs, at_beta))
         elapsed = time.perf_counter() - t0
         f = Forecast(
             plan=at_beta,
             method="embedding-gmm",
-            trajectories=_trajectories(record, EMBEDDING_DESCRIPTIONS),
+            trajectories=trajectories_of(record, EMBEDDING_DESCRIPTIONS),
             human=base.human,
             elapsed_seconds=elapsed,
         )
@@ -175,10 +175,10 @@ def _measured(
                 metrics=metrics, policy=plan.policy, beta=plan.beta, samples=plan.samples
             )
             measured.append(ChainOutput(record))
-    record = _with_start(first, _stacked(measured, plan))
+    record = with_start(first, stacked_records(measured, plan))
     return provisional.model_copy(
         update={
-            "trajectories": _trajectories(record, EMBEDDING_DESCRIPTIONS),
+            "trajectories": trajectories_of(record, EMBEDDING_DESCRIPTIONS),
             "elapsed_seconds": elapsed + time.perf_counter() - t0,
         }
     )
