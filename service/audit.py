@@ -84,10 +84,12 @@ def execute_audit(
             f"reference {info.name!r} was built with {info.model!r}, the service embeds with "
             f"{embedder.model_name!r}: rebuild the reference or configure that model"
         )
-    start_workers(settings.forecast_processes)  # their start overlaps the embedding
     # A file reader samples itself (two-stage when large); texts are reservoir-sampled.
     drawn = draw_sample(texts, settings, np.random.default_rng(seed))
     sample, corpus_size = validate_texts(drawn.texts), drawn.corpus_size
+    # The input is valid: the forecast's workers start now, so their start overlaps the embedding
+    # (and a rejected input does not wait for a worker's imports at exit).
+    start_workers(settings.forecast_processes)
     notes: list[str] = []
     embedded = embedder.embed(sample, progress=progress)
     if embedded.n_long:
