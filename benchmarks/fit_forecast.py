@@ -123,12 +123,14 @@ def _target_key(r: dict) -> tuple:
 
 
 def score(rows: list[dict]) -> tuple[float, dict[str, dict[str, float]]]:
-    """Mean absolute error over all rows, and per group (replace, keep-real 10%) its
-    MAE and Spearman correlation."""
+    """Mean absolute error over all rows, and per group (replace, keep-real 10%) that has rows
+    its MAE and Spearman correlation."""
     mae = float(np.mean([abs(r["forecast"] - r["actual"]) for r in rows]))
     per: dict[str, dict[str, float]] = {}
     for group in GROUPS:
         part = [r for r in rows if r.get("group", r["policy"]) == group]
+        if not part:
+            continue
         fc, actual = [r["forecast"] for r in part], [r["actual"] for r in part]
         per[group] = {
             "mae": float(np.mean(np.abs(np.subtract(fc, actual)))),
@@ -209,17 +211,18 @@ def reread(truth: Path, forecasts: Path) -> None:
         for r in json.loads(forecasts.read_text())["rows"]
         if (r["anchor"], r["spread"]) == point and r["relative_to"] == r["policy"]
     }
-    rows = json.loads(truth.read_text())["rows"]
-    for policy in GROUPS:
-        part = [r for r in rows if r["policy"] == policy]
-        if not part:
-            continue
-        actual = np.array([r["actual_relative_final"] for r in part])
-        fc = np.array([forecast_of[(r["candidate"], policy)] for r in part])
-        rho = float(spearmanr(actual, fc).statistic)
-        print(f"{truth.name}, {policy}: Spearman {rho:.2f}, MAE {np.mean(np.abs(actual - fc)):.3f}")
-        for r, f in zip(part, fc, strict=True):
-            print(f"  {r['candidate']}: actual {r['actual_relative_final']:.2f}, forecast {f:.2f}")
+    rows = [
+        dict(
+            r,
+            actual=r["actual_relative_final"],
+            forecast=forecast_of[(r["candidate"], r["policy"])],
+        )
+        for r in json.loads(truth.read_text())["rows"]
+    ]
+    for policy, got in score(rows)[1].items():
+        print(f"{truth.name}, {policy}: Spearman {got['spearman']:.2f}, MAE {got['mae']:.3f}")
+        for r in (r for r in rows if r["policy"] == policy):
+            print(f"  {r['candidate']}: actual {r['actual']:.2f}, forecast {r['forecast']:.2f}")
 
 
 def main() -> None:

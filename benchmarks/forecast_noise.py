@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recursion_truth import POLICIES, setup  # sibling script: benchmarks/ is on path
-from scipy.stats import spearmanr
+from fit_forecast import score  # sibling scripts: benchmarks/ is on path
+from recursion_truth import POLICIES, setup
 
 import simulations.models.embedding as embedding_model
 from simulations.forecast import Plan, forecast
@@ -47,18 +47,13 @@ def truths() -> dict[str, dict[tuple[str, str], float]]:
 
 
 def errors(rows: list[dict], truth: dict[tuple[str, str], float]) -> dict[str, dict]:
-    per: dict[str, dict] = {}
-    for policy, _ in POLICIES:
-        part = [r for r in rows if (r["candidate"], policy) in truth and r["policy"] == policy]
-        if len(part) < 3:
-            continue
-        actual = np.array([truth[(r["candidate"], policy)] for r in part])
-        fc = np.array([r["forecast"] for r in part])
-        per[policy] = {
-            "mae": float(np.mean(np.abs(actual - fc))),
-            "spearman": float(spearmanr(actual, fc).statistic),
-        }
-    return per
+    """MAE and Spearman per policy of `rows`' forecasts against `truth` (fit_forecast's score)."""
+    known = [
+        dict(r, actual=truth[(r["candidate"], r["policy"])])
+        for r in rows
+        if (r["candidate"], r["policy"]) in truth
+    ]
+    return score(known)[1] if known else {}
 
 
 def main() -> None:
