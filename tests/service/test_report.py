@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from detectors.coverage import coverage_report
-from detectors.reference import ReferenceCorpus
 from detectors.results import Estimate
 from service.report.figures import DECISION_COLOURS, project_2d
 from service.report.model import ForecastSeries, Projection, ReportData
@@ -25,6 +24,7 @@ from service.report.render import SUMMARY_DPI, SUMMARY_SIZE, render_html, write_
 from simulations.loop import run_generations
 from simulations.models.gaussian import GaussianModel
 from simulations.results import summarise
+from tests.splits import reference_and_dense_core
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -41,14 +41,14 @@ def _share_near(pixels: np.ndarray, colour: str, tol: int = 12) -> float:
 @pytest.fixture(scope="module")
 def report_data(wiki_vectors) -> ReportData:
     """A narrowed candidate (the dense core of unseen paragraphs) against a Wikipedia reference."""
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(wiki_vectors))
-    reference = ReferenceCorpus(holdout_fraction=0.25, random_state=0).fit(
-        wiki_vectors[order[:2000]]
+    reference, _, candidate = reference_and_dense_core(
+        wiki_vectors,
+        np.random.default_rng(0),
+        reference_size=2000,
+        pool_size=1000,
+        core_size=400,
+        holdout_fraction=0.25,
     )
-    pool = wiki_vectors[order[2000:3000]]
-    radius = reference.neighbours(pool)[0][:, -1]
-    candidate = pool[np.argsort(radius)[:400]]  # what a collapsing generator keeps
     cov = coverage_report(reference, candidate, n_bootstrap=50, random_state=0)
     metrics = [
         (n.replace("_", " "), getattr(cov, n))

@@ -6,18 +6,15 @@ import numpy as np
 import pytest
 
 from detectors.reference import ReferenceCorpus
+from tests.splits import reference_and_dense_core
 
 
 @pytest.fixture(scope="module")
 def wiki_split(wiki_vectors):
     rng = np.random.default_rng(0)
-    order = rng.permutation(len(wiki_vectors))
-    reference = ReferenceCorpus(holdout_fraction=0.3, random_state=0).fit(
-        wiki_vectors[order[:1500]]
+    reference, pool, core = reference_and_dense_core(
+        wiki_vectors, rng, reference_size=1500, pool_size=1200, core_size=400, holdout_fraction=0.3
     )
-    pool = wiki_vectors[order[1500:2700]]
-    radius = reference.neighbours(pool)[0][:, -1]
-    core = pool[np.argsort(radius)[:400]]  # dense core only: the tails removed
     faithful = pool[rng.choice(len(pool), 400, replace=False)]
     return reference, core, faithful
 
