@@ -109,7 +109,9 @@ def min_top_up(
     # A deferred generation's samples are kept until the search ends: for the beta that may be
     # returned only (the smallest that met the target so far, and max_beta), and only while
     # they are small; a larger plan measures every generation of every beta, as before.
-    pending_bytes = plan.seeds * (plan.generations - 1) * plan.samples * cand.shape[1] * 4
+    pending_bytes = (
+        plan.seeds * (plan.generations - 1) * plan.samples * cand.shape[1] * cand.itemsize
+    )
     final_only = pending_bytes <= DEFERRED_BYTES
     kept: dict[float, tuple[list[ChainOutput], float]] = {}
 
