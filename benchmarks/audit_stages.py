@@ -50,6 +50,15 @@ STAGES = ("coverage_report", "estimate_synthetic", "human_run", "forecast", "min
 NARROW = ("business", "sport")
 
 
+def passages_of_sections() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(text, BBC section) of every human passage, and of its SmolLM2 continuation twin."""
+    by_id = {d.source: d.text for d in bbc_news()}
+    rows = jsonl(DATA / "smollm2_passages.jsonl")
+    section = [r["twin_source"].split("/")[1] for r in rows]
+    human = list(zip(passages_of(rows, by_id), section, strict=True))
+    return human, [(r["text"], s) for r, s in zip(rows, section, strict=True)]
+
+
 def candidates(rng: np.random.Generator) -> dict[str, list[str]]:
     bbc = bbc_news()
     by_id = {d.source: d.text for d in bbc}

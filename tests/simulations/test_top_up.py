@@ -20,7 +20,7 @@ from simulations.results import Band, Trajectory
 from simulations.top_up import (
     BISECTION_STEPS,
     TOP_UP_CONFIDENCE_Z,
-    _bisect,
+    _search,
     min_top_up,
     relative_lower_bound,
     what_if_top_up,
@@ -89,11 +89,15 @@ def test_relative_lower_bound_combines_both_standard_errors():
     assert relative_lower_bound(f, 2.0) < relative_lower_bound(f, 1.0) < f.relative_final()
 
 
-def _known_curve(slope: float) -> tuple[Plan, list[float], Callable[[float], Forecast]]:
-    """A forecast per beta with relative final coverage 0.6 + slope x beta, chains' SE 0.02
-    (candidate) and 0.01 (human start); the betas asked for are recorded."""
+def _known_curve(
+    slope: float, shape: Callable[[float], float] | None = None
+) -> tuple[Plan, list[float], Callable[[float], Forecast]]:
+    """A forecast per beta with relative final coverage 0.6 + slope x beta (or 0.6 +
+    shape(beta)), chains' SE 0.02 (candidate) and 0.01 (human start); the betas asked for are
+    recorded."""
     plan = Plan(generations=1, samples=200, seeds=4)
     asked: list[float] = []
+    rise = shape or (lambda beta: slope * beta)
 
     def band(mean: float, sem: float) -> Band:
         return Band(mean=mean, median=mean, low=mean, high=mean, sem=sem, level=0.9, n=4)
@@ -107,7 +111,7 @@ def _known_curve(slope: float) -> tuple[Plan, list[float], Callable[[float], For
         return Forecast(
             plan=plan.model_copy(update={"policy": "keep-real", "beta": beta}) if beta else plan,
             method="test",
-            trajectories=curve(0.6 + slope * beta, 0.02),
+            trajectories=curve(0.6 + rise(beta), 0.02),
             human=curve(1.0, 0.01),
             elapsed_seconds=0.0,
         )
@@ -115,30 +119,97 @@ def _known_curve(slope: float) -> tuple[Plan, list[float], Callable[[float], For
     return plan, asked, run
 
 
+GRID = [0.5 * k / 2**BISECTION_STEPS for k in range(2**BISECTION_STEPS + 1)]
+
+
 @pytest.mark.parametrize("target", [0.65, 0.8, 0.9, 1.05])
 def test_the_search_takes_the_smallest_grid_beta_whose_lower_bound_meets_the_target(target):
-    """On a known curve the search returns the smallest beta of its grid (max_beta /
-    2**BISECTION_STEPS) whose `relative_lower_bound` reaches the target, and a smaller one on the
-    mean alone (z = 0); max_beta is simulated only when the answer is in the upper half."""
+    """On a known (nearly straight) curve the search returns the smallest beta of its grid
+    (max_beta / 2**BISECTION_STEPS) whose `relative_lower_bound` reaches the target, and a
+    smaller one on the mean alone (z = 0). It asks for the first midpoint, max_beta only when
+    the answer is in the upper half, then the interpolated beta and the one below it: two
+    forecasts fewer than bisection on this curve."""
     _, asked, run = _known_curve(slope=1.0)
     base = run(0.0)
-    grid = [0.5 * k / 2**BISECTION_STEPS for k in range(2**BISECTION_STEPS + 1)]
     found = {}
     for z in (TOP_UP_CONFIDENCE_Z, 0.0):
         asked.clear()
-        top = _bisect(run, base, target=target, max_beta=0.5, progress=None, z=z)
-        simulated = len(asked)
-        smallest = min(b for b in grid if relative_lower_bound(run(b), z) >= target)
+        top = _search(run, base, target=target, max_beta=0.5, progress=None, z=z)
+        simulated = list(asked)
+        smallest = min(b for b in GRID if relative_lower_bound(run(b), z) >= target)
         assert top.feasible and top.beta == smallest
         assert top.documents_per_generation == round(smallest * 200)
-        assert simulated == BISECTION_STEPS + (smallest > 0.25)
+        bisection = BISECTION_STEPS + (smallest > 0.25)
+        assert len(simulated) <= bisection - 2
+        assert simulated[:2] == ([0.25, 0.5] if smallest > 0.25 else [0.25])[:2] or (
+            simulated[0] == 0.25 and smallest <= 0.25
+        )
+        if smallest > GRID[1]:  # the grid beta below the answer was tried: it misses
+            assert GRID[GRID.index(smallest) - 1] in simulated
         found[z] = top.beta
     assert found[0.0] < found[TOP_UP_CONFIDENCE_Z]  # the bound asks for more fresh data
 
 
+SHAPES: dict[str, Callable[[float], float]] = {
+    "concave": lambda b: 0.9 * np.sqrt(b / 0.5),  # steep first, flat near max_beta
+    "convex": lambda b: 0.9 * (b / 0.5) ** 3,  # flat first, steep near max_beta
+    "step": lambda b: 0.9 * float(b >= 0.3),  # nothing, then everything
+    "plateau": lambda b: 0.3 * min(b, 0.1) / 0.1 + 0.6 * max(0.0, b - 0.45) / 0.05,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("target", [0.7, 0.9, 1.1, 1.3])
+def test_on_any_monotone_curve_the_search_finds_bisections_beta(shape, target):
+    """Curved, stepped and flat stretches: still the smallest grid beta that meets the target
+    (or max_beta, infeasible), and never more than twice bisection's forecasts (the midpoint
+    guard halves the bracket at least every two probes)."""
+    _, asked, run = _known_curve(slope=0.0, shape=SHAPES[shape])
+    base = run(0.0)
+    meeting = [b for b in GRID if relative_lower_bound(run(b), TOP_UP_CONFIDENCE_Z) >= target]
+    asked.clear()
+    top = _search(run, base, target=target, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
+    if not meeting:
+        assert not top.feasible and top.beta == 0.5
+        assert asked == [0.25, 0.5]
+        return
+    assert top.feasible and top.beta == min(meeting)
+    assert len(asked) <= 2 * (BISECTION_STEPS + 1)
+    assert len(set(asked)) == len(asked)  # no beta forecast twice
+
+
+def test_on_a_non_monotone_curve_the_beta_meets_and_the_one_below_misses():
+    """Seeds' noise can make the curve dip: the search then returns a grid beta that meets the
+    target with its grid neighbour below missing, as bisection's answer also is."""
+    wiggle = {0.25: -0.2, 0.3125: -0.25}  # two betas below their neighbours
+    _, asked, run = _known_curve(slope=0.0, shape=lambda b: 0.8 * b / 0.5 + wiggle.get(b, 0.0))
+    top = _search(run, run(0.0), target=0.9, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
+    assert top.feasible
+    below = GRID[GRID.index(top.beta) - 1]
+    assert relative_lower_bound(top.forecast, TOP_UP_CONFIDENCE_Z) >= 0.9
+    assert relative_lower_bound(run(below), TOP_UP_CONFIDENCE_Z) < 0.9
+
+
+def test_the_progress_bar_ends_full_at_the_forecasts_asked_for():
+    _, asked, run = _known_curve(slope=1.0)
+    calls: list[tuple[int, int]] = []
+    _search(
+        run,
+        run(0.0),
+        target=0.9,
+        max_beta=0.5,
+        progress=lambda done, total: calls.append((done, total)),
+        z=TOP_UP_CONFIDENCE_Z,
+    )
+    forecasts = len(asked) - 1  # the base was run here, not by the search
+    assert calls[-1] == (forecasts, forecasts)
+    assert [done for done, _ in calls[:-1]] == list(range(1, forecasts + 1))
+    assert all(total > done for done, total in calls[:-1])
+
+
 def test_an_unreachable_target_is_reported_infeasible_at_max_beta():
     _, asked, run = _known_curve(slope=0.2)  # at most 0.7 at beta 0.5
-    top = _bisect(run, run(0.0), target=0.9, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
+    top = _search(run, run(0.0), target=0.9, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
     assert not top.feasible and top.beta == 0.5 and top.forecast.plan.beta == 0.5
     assert top.achieved_relative == pytest.approx(0.7)
     assert asked == [0.0, 0.25, 0.5]  # the base, the first midpoint, max_beta: no more
