@@ -1,20 +1,32 @@
-"""How many forecasts the top-up search needs, and whether it finds what bisection finds.
+"""Would a search that interpolates need fewer forecasts than the top-up search's bisection?
 
-    .venv/bin/python benchmarks/top_up_search.py [--curves FILE] [--out FILE]
+    .venv/bin/python benchmarks/top_up_search.py [--cases all|audit|recursion] [--curves FILE]
+                                                 [--out FILE]
 
-Issue 16 item 1 ("fewer but better-chosen evaluations"). For every candidate of the recursion
-benchmark (`recursion_truth.setup`: BBC and Wikipedia human text, SmolLM2 text mixed in at
-several fractions, tails thinned, two sections only), the forecast under the audit's default plan
-is run at every beta of the search's grid (max_beta / 32, with the search's common random
-numbers: `forecast(..., human=base.human)` is what the search measures at a beta), and the
-one-sided lower bound the search compares (`relative_lower_bound`) is recorded. On these curves,
-for targets 0.80-1.00, the product's search (`simulations.top_up._search`) and the previous
-version's bisection (below, as it was) are run on the recorded forecasts: the beta each returns
-and how many forecasts each asks for. Where the curve is monotone both return the smallest grid
-beta that meets the target; where it is not, both return a grid beta that meets the target with
-the one below it missing, possibly not the same one.
+Issue 16 item 1 ("fewer but better-chosen evaluations"). For every candidate, the forecast under
+the audit's default plan is run at every beta of the search's grid (max_beta / 32, with the
+search's common random numbers: `forecast(..., human=<the audit's human start>)` is what the
+search measures at a beta), and the one-sided lower bound the search compares
+(`relative_lower_bound`) is recorded. Candidates:
 
-The curves are kept (`--curves`, JSON): a re-run with the file only re-runs the searches.
+- `audit`: the product path. A reference of all 2,225 BBC articles built by `build_reference`;
+  real BBC passages of one, two, three or all five sections (1,000, or all a section has, and a
+  300-passage case) and SmolLM2-135M continuations, each through `execute_audit` with the default
+  settings, whose forecast call is recorded;
+- `recursion`: the recursion benchmark's nine candidates (`recursion_truth.setup`: 400 blocks of
+  BBC or Wikipedia text, SmolLM2 text mixed in, tails thinned, two sections) against its
+  reference of 3,000 BBC blocks.
+
+On these curves, for targets 0.80-1.00, the product's search (`simulations.top_up._bisect`) and
+a regula falsi search (below: the midpoint, max_beta if that missed, then where the line between
+the bracket's ends reaches the target, rounded up to the grid, with the Illinois rule and a
+midpoint whenever two probes have not halved the bracket) run on the recorded forecasts: the
+beta each returns and how many forecasts each asks for. On a monotone curve both return the
+smallest grid beta that meets the target; where seeds' noise makes it dip, each returns a grid
+beta that meets it with the one below missing, not necessarily the same one.
+
+The curves are kept (`--curves`, JSON, 30 s-1 min per candidate to make): a re-run with the
+file only re-runs the searches.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 import tempfile
 import time
@@ -37,7 +50,7 @@ from simulations.forecast import Plan, forecast
 from simulations.models.embedding import ProjectedReference
 from simulations.plans import Forecast, TopUp
 from simulations.results import Trajectory
-from simulations.top_up import BISECTION_STEPS, TOP_UP_CONFIDENCE_Z, _search, relative_lower_bound
+from simulations.top_up import BISECTION_STEPS, TOP_UP_CONFIDENCE_Z, _bisect, relative_lower_bound
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -187,63 +200,75 @@ def _forecast_of(row: dict, beta: float) -> Forecast:
     )
 
 
-def previous_bisection(
-    run: Callable[[float], Forecast], base: Forecast, target: float, max_beta: float
-) -> tuple[float, bool]:
-    """The previous version's search (issue 16, before this benchmark), kept for comparison."""
+def regula_falsi(lower: Callable[[int], float], target: float, n: int) -> tuple[int | None, int]:
+    """The alternative tried: on grid indices 0..n (0 is the plan itself, known to miss), the
+    smallest index whose lower bound meets the target found by regula falsi; (index or None if
+    max_beta misses, forecasts asked for)."""
+    asked = 0
 
-    def meets(f: Forecast) -> bool:
-        return relative_lower_bound(f, TOP_UP_CONFIDENCE_Z) >= target
+    def gap(k: int) -> float:
+        nonlocal asked
+        asked += 1
+        return lower(k) - target
 
-    if meets(base):
-        return 0.0, True
-    low, high, high_met = 0.0, max_beta, False
-    for _ in range(BISECTION_STEPS):
-        mid = (low + high) / 2
-        if meets(run(mid)):
-            high, high_met = mid, True
-            continue
-        low = mid
-        if not high_met:
-            if not meets(run(max_beta)):
-                return max_beta, False
-            high_met = True
-    return high, True
+    lo_k, lo_gap = 0, lower(0) - target
+    hi_k: int | None = None
+    hi_gap, kept_end = 0.0, ""
+    widths: list[int] = []
+    while hi_k is None or hi_k - lo_k > 1:
+        if hi_k is None:
+            k = n // 2 if lo_k == 0 else n
+        elif len(widths) >= 3 and widths[-1] > widths[-3] / 2:
+            k = (lo_k + hi_k) // 2
+        else:
+            root = lo_k + (hi_k - lo_k) * (-lo_gap) / (hi_gap - lo_gap)
+            k = min(max(math.ceil(root - 1e-9), lo_k + 1), hi_k - 1)
+        g = gap(k)
+        if g >= 0:
+            hi_k, hi_gap = k, g
+            if kept_end == "low":
+                lo_gap /= 2  # Illinois: an end kept twice has its gap halved
+            kept_end = "low"
+        else:
+            if k == n:
+                return None, asked
+            lo_k, lo_gap = k, g
+            if kept_end == "high":
+                hi_gap /= 2
+            kept_end = "high"
+        if hi_k is not None:
+            widths.append(hi_k - lo_k)
+    return hi_k, asked
 
 
 def compare(curves: list[dict], max_beta: float) -> list[dict]:
+    n = 2**BISECTION_STEPS
     out = []
     for c in curves:
+        lowers = [r["lower"] for r in c["rows"]]
         for target in TARGETS:
-            old_run, new_run = _Recorded(c["rows"]), _Recorded(c["rows"])
-            base = _forecast_of(c["rows"][0], 0.0)
-            if relative_lower_bound(base, TOP_UP_CONFIDENCE_Z) >= target:
+            if lowers[0] >= target:
                 continue
-            old_beta, old_ok = previous_bisection(old_run, base, target, max_beta)
-            top: TopUp = _search(
-                new_run,
-                base,
+            run = _Recorded(c["rows"])
+            top: TopUp = _bisect(
+                run,
+                _forecast_of(c["rows"][0], 0.0),
                 target=target,
                 max_beta=max_beta,
                 progress=None,
                 z=TOP_UP_CONFIDENCE_Z,
             )
-            lowers = [r["lower"] for r in c["rows"]]
-            monotone = all(b >= a for a, b in itertools.pairwise(lowers))
+            k, asked = regula_falsi(lowers.__getitem__, target, n)
             out.append(
                 {
                     "candidate": c["candidate"],
                     "target": target,
-                    "monotone": monotone,
-                    "previous_beta": old_beta if old_ok else None,
-                    "previous_forecasts": len(old_run.asked),
+                    "monotone": all(b >= a for a, b in itertools.pairwise(lowers)),
                     "beta": top.beta if top.feasible else None,
-                    "forecasts": len(new_run.asked),
-                    "meets": [
-                        round(b, 4)
-                        for b, v in zip([r["beta"] for r in c["rows"]], lowers, strict=True)
-                        if v >= target
-                    ],
+                    "forecasts": len(run.asked),
+                    "regula_falsi_beta": None if k is None else max_beta * k / n,
+                    "regula_falsi_forecasts": asked,
+                    "meets": [max_beta * i / n for i, v in enumerate(lowers) if v >= target],
                 }
             )
     return out
@@ -269,28 +294,49 @@ def main() -> None:
     rows = compare(curves, max_beta)
     args.out.write_text(json.dumps(rows, indent=1))
     print(
-        "| candidate | target | lower bound monotone in beta | previous beta (forecasts) "
-        "| this version's beta (forecasts) |"
+        "| candidate | target | lower bound monotone in beta | bisection: beta (forecasts) "
+        "| regula falsi: beta (forecasts) | smallest beta that meets |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
+
+    def show(beta: float | None, n: int | None = None) -> str:
+        b = "infeasible" if beta is None else f"{beta:.3f}"
+        return b if n is None else f"{b} ({n})"
+
     for r in rows:
-
-        def show(beta: float | None, n: int) -> str:
-            return f"{'infeasible' if beta is None else f'{beta:.4f}'} ({n})"
-
         print(
             f"| {r['candidate']} | {r['target']:.2f} | {'yes' if r['monotone'] else 'no'} | "
-            f"{show(r['previous_beta'], r['previous_forecasts'])} | "
-            f"{show(r['beta'], r['forecasts'])} |"
+            f"{show(r['beta'], r['forecasts'])} | "
+            f"{show(r['regula_falsi_beta'], r['regula_falsi_forecasts'])} | "
+            f"{show(min(r['meets'], default=None))} |"
         )
-    same = sum(r["beta"] == r["previous_beta"] for r in rows)
-    old_n = sum(r["previous_forecasts"] for r in rows)
-    new_n = sum(r["forecasts"] for r in rows)
-    print(
-        f"\n{len(rows)} searches: same beta in {same}; forecasts {old_n} -> {new_n} "
-        f"({old_n / max(new_n, 1):.2f}x fewer); most in one search "
-        f"{max(r['previous_forecasts'] for r in rows)} -> {max(r['forecasts'] for r in rows)}"
-    )
+    for label, sel in (
+        ("all searches", rows),
+        ("feasible", [r for r in rows if r["beta"] is not None]),
+        ("audit candidates", [r for r in rows if not r["candidate"].startswith("recursion")]),
+    ):
+        same = sum(r["beta"] == r["regula_falsi_beta"] for r in sel)
+        old_n = sum(r["forecasts"] for r in sel)
+        new_n = sum(r["regula_falsi_forecasts"] for r in sel)
+        diffs = [
+            r["regula_falsi_beta"] - r["beta"]
+            for r in sel
+            if r["beta"] is not None
+            and r["regula_falsi_beta"] is not None
+            and r["beta"] != r["regula_falsi_beta"]
+        ]
+        print(
+            f"\n{label}: {len(sel)} searches; the same beta in {same}; forecasts {old_n} -> "
+            f"{new_n} ({1 - new_n / max(old_n, 1):.0%} fewer), most in one search "
+            f"{max(r['forecasts'] for r in sel)} -> {max(r['regula_falsi_forecasts'] for r in sel)}"
+            + (
+                f"; where the betas differ, regula falsi's is larger in "
+                f"{sum(d > 0 for d in diffs)} of {len(diffs)}, by {np.median(np.abs(diffs)):.3f} "
+                f"(median |difference|)"
+                if diffs
+                else ""
+            )
+        )
 
 
 if __name__ == "__main__":
