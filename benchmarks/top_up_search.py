@@ -325,9 +325,11 @@ def main() -> None:
             and r["regula_falsi_beta"] is not None
             and r["beta"] != r["regula_falsi_beta"]
         ]
+        smallest = sum(r["beta"] == min(r["meets"], default=None) for r in sel)
         print(
-            f"\n{label}: {len(sel)} searches; the same beta in {same}; forecasts {old_n} -> "
-            f"{new_n} ({1 - new_n / max(old_n, 1):.0%} fewer), most in one search "
+            f"\n{label}: {len(sel)} searches; bisection's beta is the smallest that meets the "
+            f"target (None: none does) in {smallest}; the same beta in {same}; forecasts "
+            f"{old_n} -> {new_n} ({1 - new_n / max(old_n, 1):.0%} fewer), most in one search "
             f"{max(r['forecasts'] for r in sel)} -> {max(r['regula_falsi_forecasts'] for r in sel)}"
             + (
                 f"; where the betas differ, regula falsi's is larger in "
