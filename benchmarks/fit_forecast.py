@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/fit_forecast.py [--fine | --points A:S,...] [--part I/N]
                                                 [--out FILE]                     # grid
-    .venv/bin/python benchmarks/fit_forecast.py --summarise FILE [FILE ...]    # fit + its error
+    .venv/bin/python benchmarks/fit_forecast.py --summarise FILE [FILE ...] [--truths T ...]
+                                                                              # fit + its error
     .venv/bin/python benchmarks/fit_forecast.py --reread TRUTH --forecasts FILE  # other truth
 
 The embedding forecast refits a Gaussian mixture generation after generation. A language model's
@@ -122,12 +123,14 @@ def _target_key(r: dict) -> tuple:
     return (r.get("group", r["policy"]), r["candidate"], r["policy"], round(r["beta"], 6))
 
 
-def score(rows: list[dict]) -> tuple[float, dict[str, dict[str, float]]]:
-    """Mean absolute error over all rows, and per group (replace, keep-real 10%) that has rows
-    its MAE and Spearman correlation."""
+def score(
+    rows: list[dict], groups: tuple[str, ...] | list[str] = GROUPS
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """Mean absolute error over all rows, and per group (replace, keep-real 10%; or a truth
+    family's) that has rows its MAE and Spearman correlation."""
     mae = float(np.mean([abs(r["forecast"] - r["actual"]) for r in rows]))
     per: dict[str, dict[str, float]] = {}
-    for group in GROUPS:
+    for group in groups:
         part = [r for r in rows if r.get("group", r["policy"]) == group]
         if not part:
             continue
@@ -139,29 +142,56 @@ def score(rows: list[dict]) -> tuple[float, dict[str, dict[str, float]]]:
     return mae, per
 
 
-def summarise(files: list[Path], out: Path) -> None:
-    truth = {_target_key(t): t["actual"] for t in targets()}
+def _family(truth_file: Path) -> str:
+    """The model family a `recursion_truth.py` output is of (`--model gru` files say gru)."""
+    return "GRU" if "gru" in truth_file.stem else "Kneser-Ney"
+
+
+def _truth_rows(truth_files: list[Path]) -> dict[tuple, float]:
+    """(family, policy, beta, candidate) -> actual relative final tail coverage, for every truth
+    file: the forecast from generation 0 is the same whatever model family retrains, so one grid
+    of forecasts is scored against each."""
+    return {
+        (_family(f), r["policy"], round(r["beta"], 6), r["candidate"]): r["actual_relative_final"]
+        for f in truth_files
+        for r in json.loads(f.read_text())["rows"]
+    }
+
+
+def summarise(files: list[Path], out: Path, truth_files: list[Path] | None = None) -> None:
+    """The fit: the grid point with the smallest mean absolute error over every truth row, and
+    its error leaving each candidate out (all of its rows, in every truth)."""
+    truth = _truth_rows(truth_files or [TRUTH])
+    families = sorted({k[0] for k in truth})
     n_targets = len(truth)
-    # The grid files keep each row's forecast; its actual value is today's truth.
+    # The grid files keep each row's forecast (of the plan its group names); its actual value is
+    # each truth's. Only rows forecast against their own plan's human run are scored.
     rows = [
-        dict(r, actual=truth[_target_key(r)])
+        dict(r, actual=truth[key], family=key[0], group=f"{key[0]}: {r['policy']}")
         for f in files
         for r in json.loads(f.read_text())["rows"]
-        if _target_key(r) in truth
+        if r["relative_to"] == r["policy"]
+        for key in [(fam, r["policy"], round(r["beta"], 6), r["candidate"]) for fam in families]
+        if key in truth
     ]
-    by_key: dict[tuple[float, float], list[dict]] = {}
-    for r in rows:
-        by_key.setdefault((r["anchor"], r["spread"]), []).append(r)
+    by_key: dict[tuple[float, float], dict[tuple, dict]] = {}
+    for r in rows:  # one row per (point, family, policy, candidate): a point run twice counts once
+        by_key.setdefault((r["anchor"], r["spread"]), {})[
+            (r["family"], r["policy"], r["beta"], r["candidate"])
+        ] = r
+    points = {k: list(v.values()) for k, v in by_key.items()}
     # Only grid points forecast for every target compete (a run may still be filling others).
-    keys = sorted(k for k, v in by_key.items() if len(v) == n_targets)
-    table = {k: score(v) for k, v in by_key.items()}
+    keys = sorted(k for k, v in points.items() if len(v) == n_targets)
+    present = {r["group"] for r in rows}
+    groups = [f"{fam}: {g}" for fam in families for g in GROUPS if f"{fam}: {g}" in present]
+    table = {k: score(points[k], groups) for k in keys}
     best = min(keys, key=lambda k: table[k][0])
-    print("| anchor | spread | MAE, all rows | replace | keep-real 10% |")
-    print("|---|---|---|---|---|")
+    print("| anchor | spread | MAE, all rows | " + " | ".join(groups) + " |")
+    print("|---|---|---|" + "---|" * len(groups))
     for k in keys:
         mae, per = table[k]
         mark = " (fit)" if k == best else ""
-        cells = " | ".join(f"{per[g]['mae']:.3f}, rho {per[g]['spearman']:.2f}" for g in GROUPS)
+        cells = " | ".join(f"{per[g]['mae']:.3f}, rho {per[g]['spearman']:.2f}" for g in groups)
         print(f"| {k[0]} | {k[1]}{mark} | {mae:.3f} | {cells} |")
     # Leave one candidate out: choose the constants on the other candidates, forecast this one.
     names = sorted({r["candidate"] for r in rows})
@@ -169,28 +199,29 @@ def summarise(files: list[Path], out: Path) -> None:
     for name in names:
         k = min(
             keys,
-            key=lambda k: score([r for r in by_key[k] if r["candidate"] != name])[0],
+            key=lambda k: score([r for r in points[k] if r["candidate"] != name], groups)[0],
         )
-        held += [dict(r, chosen=k) for r in by_key[k] if r["candidate"] == name]
-    cv_mae, cv_per = score(held)
+        held += [dict(r, chosen=k) for r in points[k] if r["candidate"] == name]
+    cv_mae, cv_per = score(held, groups)
     print(
         f"fit: anchor {best[0]}, spread {best[1]}: in-sample MAE {table[best][0]:.3f}, "
-        f"per policy {table[best][1]}; leave-one-candidate-out MAE {cv_mae:.3f}, per policy "
+        f"per group {table[best][1]}; leave-one-candidate-out MAE {cv_mae:.3f}, per group "
         f"{cv_per}"
     )
     for r in held:
         print(
-            f"  {r['candidate']} {r['policy']}: chosen {r['chosen']} "
+            f"  {r['group']} {r['candidate']}: chosen {r['chosen']} "
             f"forecast {r['forecast']:.2f} actual {r['actual']:.2f}"
         )
     out.write_text(
         json.dumps(
             {
+                "truths": [str(f) for f in truth_files or [TRUTH]],
                 "fit": {"anchor": best[0], "spread": best[1]},
-                "in_sample": {"mae": table[best][0], "per_policy": table[best][1]},
-                "leave_one_candidate_out": {"mae": cv_mae, "per_policy": cv_per, "rows": held},
+                "in_sample": {"mae": table[best][0], "per_group": table[best][1]},
+                "leave_one_candidate_out": {"mae": cv_mae, "per_group": cv_per, "rows": held},
                 "grid": [
-                    {"anchor": k[0], "spread": k[1], "mae": table[k][0], "per_policy": table[k][1]}
+                    {"anchor": k[0], "spread": k[1], "mae": table[k][0], "per_group": table[k][1]}
                     for k in keys
                 ],
             },
@@ -235,6 +266,13 @@ def main() -> None:
         help="instead of a grid: anchor:spread pairs, comma-separated (e.g. 0.1:0.3,0.3:0.5)",
     )
     parser.add_argument("--summarise", nargs="+", type=Path, default=None)
+    parser.add_argument(
+        "--truths",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="with --summarise: fit to these truth JSONs together (default: Kneser-Ney's)",
+    )
     parser.add_argument("--reread", type=Path, default=None, help="another truth JSON")
     parser.add_argument("--forecasts", type=Path, default=None, help="with --reread: a grid file")
     parser.add_argument("--out", type=Path, default=None)
@@ -243,7 +281,9 @@ def main() -> None:
         reread(args.reread, args.forecasts or Path("benchmarks/results/fit_forecast.json"))
         return
     if args.summarise:
-        summarise(args.summarise, args.out or Path("benchmarks/results/fit_forecast.json"))
+        summarise(
+            args.summarise, args.out or Path("benchmarks/results/fit_forecast.json"), args.truths
+        )
         return
     part, parts = (int(x) for x in args.part.split("/"))
     points = (
