@@ -1,7 +1,10 @@
 """Ground truth for the forecast: real recursive training of a language model on real text.
 
     .venv/bin/python benchmarks/recursion_truth.py [--blocks 400] [--generations 5] [--seeds 2]
+                                                   [--first-seed S] [--model kn|gru]
+                                                   [--policy both|replace|keep-real]
                                                    [--top-up [--target T]] [--out FILE]
+    .venv/bin/python benchmarks/recursion_truth.py --merge FILE [FILE ...] --out FILE
 
 Issue 16 item 2. For each candidate corpus built from real text (human BBC News and Wikipedia;
 the same with SmolLM2-135M text mixed in; the same with its tails thinned as a collapsing
@@ -161,6 +164,28 @@ def top_up(
             flush=True,
         )
     save(args.out, rows, t0)
+
+
+def merge(files: list[Path], out: Path) -> None:
+    """Truth files of the same candidates and policies, run with different seeds (each row's
+    per-seed relative finals, `actual_relative_finals`), as one truth over all their seeds."""
+    merged: dict[tuple, dict] = {}
+    for f in files:
+        for r in json.loads(f.read_text())["rows"]:
+            key = (r["candidate"], r["policy"], r["beta"])
+            finals = r.get("actual_relative_finals", [r["actual_relative_final"]])
+            if key in merged:
+                merged[key]["actual_relative_finals"] += finals
+            else:
+                merged[key] = dict(r, actual_relative_finals=list(finals))
+    rows = []
+    for r in merged.values():
+        finals = r["actual_relative_finals"]
+        r["actual_relative_final"] = float(np.mean(finals))
+        r["actual_relative_final_sd"] = float(np.std(finals, ddof=1)) if len(finals) > 1 else None
+        rows.append(r)
+    out.write_text(json.dumps({"rows": rows, "merged_from": [str(f) for f in files]}, indent=1))
+    print(f"{out}: {len(rows)} rows, {len(files)} files")
 
 
 HUMAN_STARTS = 3  # samples of fresh human BBC blocks the yardstick chains start from
@@ -349,8 +374,27 @@ def main() -> None:
         default="both",
         help="which of replace and keep-real 10%% to run (default both)",
     )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the recursions' seeds are first-seed .. first-seed + seeds - 1 (default 0): more "
+        "seeds for a truth already run, merged with `--merge`",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="instead: merge truth files of the same candidates run with other seeds into --out "
+        "(the mean and sd over all their seeds)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     name = "recursion_truth_top_up.json" if args.top_up else "recursion_truth.json"
     if args.model != "kn":
         name = name.replace(".json", f"_{args.model}.json")
@@ -383,7 +427,7 @@ def main() -> None:
             beta=beta,
             fresh=fresh_pool,
             model=args.model,
-            random_state=seed,
+            random_state=args.first_seed + seed,
         )
 
     if args.top_up:
@@ -417,6 +461,8 @@ def main() -> None:
                 "start_tail_coverage": curves[0][0],
                 "actual_curve": np.mean(curves, axis=0).tolist(),
                 "actual_relative_final": float(np.mean(finals)),
+                "actual_relative_finals": [float(f) for f in finals],
+                "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
                 "actual_relative_final_sd": float(np.std(finals, ddof=1))
                 if len(finals) > 1
                 else None,
