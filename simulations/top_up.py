@@ -244,11 +244,11 @@ def _bisect(
 ) -> TopUp:
     """The smallest beta on the max_beta / 2**BISECTION_STEPS grid whose forecast meets the
     target: its relative final tail coverage minus `z` standard errors (`relative_lower_bound`)
-    at or above it (the smallest if meeting it is monotone in beta, as it is up to noise).
-
-    Bisection, not interpolation: on real forecasts the curve is flat and noisy near the target,
-    and a regula falsi search asked for 12% fewer forecasts but returned another crossing in 13%
-    of searches (benchmarks/top_up_search.py, README "Audit stages")."""
+    at or above it, with the grid beta below it missing: the smallest such beta where meeting the
+    target is monotone in beta. On real forecasts it is not, near the target (the seeds' noise is
+    as large as a grid step's rise), so the answer is one crossing of several; a regula falsi
+    search asked for 12% fewer forecasts but returned another crossing in 8 of 61 searches
+    (benchmarks/top_up_search.py, README "Audit stages")."""
     if not 0.0 < target <= 1.5:
         raise InvalidInputError(
             f"target (relative tail coverage) must be in (0, 1.5], got {target}"
