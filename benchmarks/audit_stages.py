@@ -60,12 +60,9 @@ def passages_of_sections() -> tuple[list[tuple[str, str]], list[tuple[str, str]]
 
 
 def candidates(rng: np.random.Generator) -> dict[str, list[str]]:
-    bbc = bbc_news()
-    by_id = {d.source: d.text for d in bbc}
-    rows = jsonl(DATA / "smollm2_passages.jsonl")
-    texts = passages_of(rows, by_id)
-    section = [r["twin_source"].split("/")[1] for r in rows]
-    narrow = [i for i, s in enumerate(section) if s.startswith(NARROW)]
+    human, _ = passages_of_sections()
+    texts = [t for t, _ in human]
+    narrow = [i for i, (_, s) in enumerate(human) if s.startswith(NARROW)]
     pick = rng.permutation(len(texts))
     return {
         "passages": [texts[i] for i in pick[:1000]],
