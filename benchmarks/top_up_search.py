@@ -49,7 +49,7 @@ from service.settings import Settings
 from simulations.forecast import Plan, forecast
 from simulations.models.embedding import ProjectedReference
 from simulations.plans import Forecast, TopUp
-from simulations.results import Trajectory
+from simulations.results import Band, Trajectory
 from simulations.top_up import BISECTION_STEPS, TOP_UP_CONFIDENCE_Z, _bisect, relative_lower_bound
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,28 +84,30 @@ def audit_cases() -> Iterator[tuple[str, ReferenceCorpus, np.ndarray, dict[str, 
         return real_forecast(reference, vectors, plan, **kw)
 
     setattr(audit_module, "forecast", recording)  # noqa: B010 (a stand-in that records)
-    rng = np.random.default_rng(0)
-    human, generated = passages_of_sections()
-    cases = {
-        "passages, all sections": (human, None, 1000),
-        "passages, business + sport": (human, ("business", "sport"), 1000),
-        "passages, business + sport (300)": (human, ("business", "sport"), 300),
-        "passages, tech": (human, ("tech",), 1000),
-        "passages, politics": (human, ("politics",), 900),
-        "passages, entertainment": (human, ("entertainment",), 573),
-        "passages, three sections": (human, ("tech", "politics", "entertainment"), 1000),
-        "SmolLM2, all sections": (generated, None, 1000),
-        "SmolLM2, business + sport": (generated, ("business", "sport"), 1000),
-    }
-    for name, (pool, sections, n) in cases.items():
-        texts = [t for t, s in pool if sections is None or s.startswith(sections)]
-        texts = [texts[i] for i in rng.choice(len(texts), n, replace=False)]
-        seen.clear()
-        verdict = execute_audit(store, "bbc", texts, embedder=embedder, settings=settings)
-        reference, vectors, human_start = seen[0]
-        print(f"{name}: audit verdict {verdict.result.verdict.decision}", flush=True)
-        yield name, reference, vectors, human_start
-    audit_module.forecast = real_forecast
+    try:
+        rng = np.random.default_rng(0)
+        human, generated = passages_of_sections()
+        cases = {
+            "passages, all sections": (human, None, 1000),
+            "passages, business + sport": (human, ("business", "sport"), 1000),
+            "passages, business + sport (300)": (human, ("business", "sport"), 300),
+            "passages, tech": (human, ("tech",), 1000),
+            "passages, politics": (human, ("politics",), 900),
+            "passages, entertainment": (human, ("entertainment",), 573),
+            "passages, three sections": (human, ("tech", "politics", "entertainment"), 1000),
+            "SmolLM2, all sections": (generated, None, 1000),
+            "SmolLM2, business + sport": (generated, ("business", "sport"), 1000),
+        }
+        for name, (pool, sections, n) in cases.items():
+            texts = [t for t, s in pool if sections is None or s.startswith(sections)]
+            texts = [texts[i] for i in rng.choice(len(texts), n, replace=False)]
+            seen.clear()
+            verdict = execute_audit(store, "bbc", texts, embedder=embedder, settings=settings)
+            reference, vectors, human_start = seen[0]
+            print(f"{name}: audit verdict {verdict.result.verdict.decision}", flush=True)
+            yield name, reference, vectors, human_start
+    finally:  # the audit module gets its forecast back, however the caller stops
+        audit_module.forecast = real_forecast
 
 
 def recursion_cases() -> Iterator[tuple[str, ReferenceCorpus, np.ndarray, dict[str, Trajectory]]]:
@@ -184,8 +186,6 @@ class _Recorded:
 
 
 def _forecast_of(row: dict, beta: float) -> Forecast:
-    from simulations.results import Band, Trajectory
-
     def curve(mean: float, sem: float) -> dict[str, Trajectory]:
         b = Band(mean=mean, median=mean, low=mean, high=mean, sem=sem, level=0.9, n=8)
         return {"tail_coverage": Trajectory(metric="tail_coverage", description="", bands=(b, b))}
