@@ -1,4 +1,4 @@
-"""Would a search that interpolates need fewer forecasts than the top-up search's bisection?
+"""How many forecasts the top-up search needs, and how far its beta is from the curve's crossing.
 
     .venv/bin/python benchmarks/top_up_search.py [--cases all|audit|recursion] [--curves FILE]
                                                  [--out FILE]
@@ -17,13 +17,17 @@ search measures at a beta), and the one-sided lower bound the search compares
   BBC or Wikipedia text, SmolLM2 text mixed in, tails thinned, two sections) against its
   reference of 3,000 BBC blocks.
 
-On these curves, for targets 0.80-1.00, the product's search (`simulations.top_up._bisect`) and
-a regula falsi search (below: the midpoint, max_beta if that missed, then where the line between
-the bracket's ends reaches the target, rounded up to the grid, with the Illinois rule and a
-midpoint whenever two probes have not halved the bracket) run on the recorded forecasts: the
-beta each returns and how many forecasts each asks for. On a monotone curve both return the
-smallest grid beta that meets the target; where seeds' noise makes it dip, each returns a grid
-beta that meets it with the one below missing, not necessarily the same one.
+On these curves, for targets 0.80-1.00, three searches run on the recorded forecasts: the
+product's bisection (`simulations.top_up._bisect`) on its grid, max_beta / 8
+(`TOP_UP_GRID_STEPS`); the previous version's, the same bisection on max_beta / 32 (two halvings
+more); and a regula falsi search on max_beta / 32 (the midpoint, max_beta if that missed, then
+where the line between the bracket's ends reaches the target, rounded up to the grid, with the
+Illinois rule and a midpoint whenever two probes have not halved the bracket). Each reports the
+beta it returns and how many forecasts it asks for, against the smallest recorded beta that
+meets the target and the smoothed curve's crossing (the smallest recorded beta where an isotonic
+fit of the whole recorded lower bound reaches the target: the answer with the seeds' dips
+smoothed away). On a monotone curve a bisection returns the smallest grid beta that meets the
+target; where seeds' noise makes it dip, a grid beta that meets it with the one below missing.
 
 The curves are kept (`--curves`, JSON, 30 s-1 min per candidate to make): a re-run with the
 file only re-runs the searches.
@@ -42,6 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+from sklearn.isotonic import IsotonicRegression
 
 from detectors.reference import ReferenceCorpus
 from service.policy import Policy
@@ -50,12 +55,20 @@ from simulations.forecast import Plan, forecast
 from simulations.models.embedding import ProjectedReference
 from simulations.plans import Forecast, TopUp
 from simulations.results import Band, Trajectory
-from simulations.top_up import BISECTION_STEPS, TOP_UP_CONFIDENCE_Z, _bisect, relative_lower_bound
+from simulations.top_up import (
+    TOP_UP_CONFIDENCE_Z,
+    TOP_UP_GRID_STEPS,
+    _bisect,
+    relative_lower_bound,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = (0.8, 0.85, 0.9, 0.95, 1.0)
+# Curves are recorded on max_beta / 2**CURVE_STEPS, the previous search's grid (this version's,
+# max_beta / 2**TOP_UP_GRID_STEPS, is a subset of it).
+CURVE_STEPS = 5
 
 
 def audit_cases() -> Iterator[tuple[str, ReferenceCorpus, np.ndarray, dict[str, Trajectory]]]:
@@ -130,7 +143,7 @@ def collect_curves(max_beta: float, cases: str) -> list[dict]:
         "recursion": recursion_cases,
         "all": lambda: itertools.chain(audit_cases(), recursion_cases()),
     }
-    grid = [max_beta * k / 2**BISECTION_STEPS for k in range(2**BISECTION_STEPS + 1)]
+    grid = [max_beta * k / 2**CURVE_STEPS for k in range(2**CURVE_STEPS + 1)]
     curves = []
     for name, reference, vectors, start in sources[cases]():
         t0 = time.perf_counter()
@@ -241,37 +254,89 @@ def regula_falsi(lower: Callable[[int], float], target: float, n: int) -> tuple[
     return hi_k, asked
 
 
+def _search(
+    rows: list[dict], target: float, max_beta: float, steps: int
+) -> tuple[float | None, int]:
+    """The product's bisection (`_bisect`) on a recorded curve: (beta or None, forecasts)."""
+    run = _Recorded(rows)
+    top: TopUp = _bisect(
+        run,
+        _forecast_of(rows[0], 0.0),
+        target=target,
+        max_beta=max_beta,
+        progress=None,
+        z=TOP_UP_CONFIDENCE_Z,
+        steps=steps,
+    )
+    return (top.beta if top.feasible else None), len(run.asked)
+
+
 def compare(curves: list[dict], max_beta: float) -> list[dict]:
-    n = 2**BISECTION_STEPS
+    n = 2**CURVE_STEPS
     out = []
     for c in curves:
         lowers = [r["lower"] for r in c["rows"]]
+        # The curve with the seeds' dips smoothed away: an isotonic fit over all recorded betas.
+        smooth = IsotonicRegression().fit(np.arange(n + 1), lowers).predict(np.arange(n + 1))
         for target in TARGETS:
             if lowers[0] >= target:
                 continue
-            run = _Recorded(c["rows"])
-            top: TopUp = _bisect(
-                run,
-                _forecast_of(c["rows"][0], 0.0),
-                target=target,
-                max_beta=max_beta,
-                progress=None,
-                z=TOP_UP_CONFIDENCE_Z,
-            )
+            beta, forecasts = _search(c["rows"], target, max_beta, TOP_UP_GRID_STEPS)
+            fine_beta, fine_forecasts = _search(c["rows"], target, max_beta, CURVE_STEPS)
             k, asked = regula_falsi(lowers.__getitem__, target, n)
+            smooth_k = next((i for i, v in enumerate(smooth) if v >= target), None)
             out.append(
                 {
                     "candidate": c["candidate"],
                     "target": target,
                     "monotone": all(b >= a for a, b in itertools.pairwise(lowers)),
-                    "beta": top.beta if top.feasible else None,
-                    "forecasts": len(run.asked),
+                    "beta": beta,
+                    "forecasts": forecasts,
+                    "fine_beta": fine_beta,
+                    "fine_forecasts": fine_forecasts,
                     "regula_falsi_beta": None if k is None else max_beta * k / n,
                     "regula_falsi_forecasts": asked,
+                    "smoothed_beta": None if smooth_k is None else max_beta * smooth_k / n,
                     "meets": [max_beta * i / n for i, v in enumerate(lowers) if v >= target],
                 }
             )
     return out
+
+
+def summary(label: str, sel: list[dict]) -> str:
+    """Forecasts and betas of each search over `sel`, against the previous search (grid / 32)
+    and the smoothed curve's crossing."""
+
+    def betas_against(key: str, ref: str) -> str:
+        pairs = [(r[key], r[ref]) for r in sel if r[key] is not None and r[ref] is not None]
+        d = np.array([a - b for a, b in pairs])
+        flips = sum((r[key] is None) != (r[ref] is None) for r in sel)
+        if not len(d):
+            return "no feasible pair"
+        return (
+            f"mean {d.mean():+.3f}, mean |diff| {np.abs(d).mean():.3f}, max |diff| "
+            f"{np.abs(d).max():.3f}, the same in {int((d == 0).sum())} of {len(d)}, "
+            f"feasibility differs in {flips}"
+        )
+
+    lines = [f"{label}: {len(sel)} searches"]
+    for key, name in (
+        ("", "this version (grid / 8)"),
+        ("fine_", "previous version (grid / 32)"),
+        ("regula_falsi_", "regula falsi (grid / 32)"),
+    ):
+        lines.append(
+            f"  {name}: {sum(r[key + 'forecasts'] for r in sel)} forecasts (most in one search "
+            f"{max(r[key + 'forecasts'] for r in sel)}); beta - previous: "
+            f"{betas_against(key + 'beta', 'fine_beta')}; beta - smoothed crossing: "
+            f"{betas_against(key + 'beta', 'smoothed_beta')}"
+        )
+    smallest = sum(r["fine_beta"] == min(r["meets"], default=None) for r in sel)
+    lines.append(
+        f"  the previous version's beta is the smallest recorded beta that meets the target "
+        f"(None: none does) in {smallest}"
+    )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -294,10 +359,11 @@ def main() -> None:
     rows = compare(curves, max_beta)
     args.out.write_text(json.dumps(rows, indent=1))
     print(
-        "| candidate | target | lower bound monotone in beta | bisection: beta (forecasts) "
-        "| regula falsi: beta (forecasts) | smallest beta that meets |"
+        "| candidate | target | lower bound monotone in beta | this version, grid / 8: beta "
+        "(forecasts) | previous, grid / 32 | regula falsi, grid / 32 | smallest recorded beta "
+        "that meets | smoothed curve's crossing |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
 
     def show(beta: float | None, n: int | None = None) -> str:
         b = "infeasible" if beta is None else f"{beta:.3f}"
@@ -306,39 +372,16 @@ def main() -> None:
     for r in rows:
         print(
             f"| {r['candidate']} | {r['target']:.2f} | {'yes' if r['monotone'] else 'no'} | "
-            f"{show(r['beta'], r['forecasts'])} | "
+            f"{show(r['beta'], r['forecasts'])} | {show(r['fine_beta'], r['fine_forecasts'])} | "
             f"{show(r['regula_falsi_beta'], r['regula_falsi_forecasts'])} | "
-            f"{show(min(r['meets'], default=None))} |"
+            f"{show(min(r['meets'], default=None))} | {show(r['smoothed_beta'])} |"
         )
     for label, sel in (
         ("all searches", rows),
-        ("feasible", [r for r in rows if r["beta"] is not None]),
+        ("feasible (previous version)", [r for r in rows if r["fine_beta"] is not None]),
         ("audit candidates", [r for r in rows if not r["candidate"].startswith("recursion")]),
     ):
-        same = sum(r["beta"] == r["regula_falsi_beta"] for r in sel)
-        old_n = sum(r["forecasts"] for r in sel)
-        new_n = sum(r["regula_falsi_forecasts"] for r in sel)
-        diffs = [
-            r["regula_falsi_beta"] - r["beta"]
-            for r in sel
-            if r["beta"] is not None
-            and r["regula_falsi_beta"] is not None
-            and r["beta"] != r["regula_falsi_beta"]
-        ]
-        smallest = sum(r["beta"] == min(r["meets"], default=None) for r in sel)
-        print(
-            f"\n{label}: {len(sel)} searches; bisection's beta is the smallest that meets the "
-            f"target (None: none does) in {smallest}; the same beta in {same}; forecasts "
-            f"{old_n} -> {new_n} ({1 - new_n / max(old_n, 1):.0%} fewer), most in one search "
-            f"{max(r['forecasts'] for r in sel)} -> {max(r['regula_falsi_forecasts'] for r in sel)}"
-            + (
-                f"; where the betas differ, regula falsi's is larger in "
-                f"{sum(d > 0 for d in diffs)} of {len(diffs)}, by {np.median(np.abs(diffs)):.3f} "
-                f"(median |difference|)"
-                if diffs
-                else ""
-            )
-        )
+        print("\n" + summary(label, sel))
 
 
 if __name__ == "__main__":

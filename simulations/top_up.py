@@ -46,11 +46,18 @@ from simulations.plans import Forecast, Plan, TopUp
 if TYPE_CHECKING:
     from detectors.reference import ReferenceCorpus
 
-# The grid: max_beta / 2**BISECTION_STEPS (0.5 / 32: 16 documents in 1,000 per generation). It
-# was max_beta / 64: the same bisection stopped one step earlier, so a beta is the one found
-# before or one 1/64 step (8 documents in 1,000) above it, for a forecast less per search; the
-# beta's own noise is 0.07-0.09 (below), ten times either step.
-BISECTION_STEPS = 5
+# The embedding search's grid: max_beta / 2**TOP_UP_GRID_STEPS (0.5 / 8: 62 documents in 1,000
+# per generation), found in three bisection forecasts (and max_beta when the answer is in the
+# upper half). The beta's own noise over the forecast's seeds is 0.07-0.09 (below), more than a
+# step: a finer grid reported digits the forecast does not know, at a forecast per halving, and
+# the search was four fifths of an audit's time outside embedding and language-model scoring.
+# It was max_beta / 32 (five halvings; the same path stopped two steps earlier: a beta now is the
+# upper end of the bracket the finer search went on to narrow, never below its answer, on
+# recorded forecasts 0.021 above on average and at most 0.047) and max_beta / 64 before that
+# (benchmarks/top_up_search.py, README "Audit stages").
+TOP_UP_GRID_STEPS = 3
+# The what-if search's grid, max_beta / 32: its forecasts take milliseconds.
+WHAT_IF_GRID_STEPS = 5
 # The top-up search asks for the smallest beta whose relative final tail coverage is above the
 # target with one-sided 95% confidence over the forecast's chains, not only on average: near the
 # target the coverage rises by about 1 per unit of beta, so the chains' noise alone (0.02 in the
@@ -138,7 +145,13 @@ def min_top_up(
         return f
 
     found = _bisect(
-        run, base, target=target, max_beta=max_beta, progress=progress, z=TOP_UP_CONFIDENCE_Z
+        run,
+        base,
+        target=target,
+        max_beta=max_beta,
+        progress=progress,
+        z=TOP_UP_CONFIDENCE_Z,
+        steps=TOP_UP_GRID_STEPS,
     )
     if found.forecast is base or not final_only:
         return found
@@ -225,7 +238,15 @@ def what_if_top_up(
 
     # On the mean: the what-if model is not checked against real retraining, so a margin for
     # its chains' noise (a relative SE of 0.05-0.07) would be precision it has not earned.
-    return _bisect(run, base, target=target, max_beta=max_beta, progress=None, z=0.0)
+    return _bisect(
+        run,
+        base,
+        target=target,
+        max_beta=max_beta,
+        progress=None,
+        z=0.0,
+        steps=WHAT_IF_GRID_STEPS,
+    )
 
 
 # ---------------------------------------------------------------- the search
@@ -241,8 +262,9 @@ def _bisect(
     max_beta: float,
     progress: ProgressCallback | None,
     z: float,
+    steps: int,
 ) -> TopUp:
-    """The smallest beta on the max_beta / 2**BISECTION_STEPS grid whose forecast meets the
+    """The smallest beta on the max_beta / 2**steps grid whose forecast meets the
     target: its relative final tail coverage minus `z` standard errors (`relative_lower_bound`)
     at or above it, with the grid beta below it missing: the smallest such beta where meeting the
     target is monotone in beta. On real forecasts it is not, near the target (the seeds' noise is
@@ -256,7 +278,7 @@ def _bisect(
     if not 0.0 < max_beta <= 1.0:
         raise InvalidInputError(f"max_beta must be in (0, 1], got {max_beta}")
     plan = base.plan
-    total = BISECTION_STEPS + 1
+    total = steps + 1
     done = 0
 
     def evaluate(beta: float) -> Forecast:
@@ -290,7 +312,7 @@ def _bisect(
     # checking max_beta first; a top-up in the lower half costs one forecast less.
     low, high = 0.0, max_beta
     high_forecast: Forecast | None = None
-    for _ in range(BISECTION_STEPS):
+    for _ in range(steps):
         mid = (low + high) / 2
         f = evaluate(mid)
         if meets(f):

@@ -18,8 +18,9 @@ from simulations.forecast import Plan, forecast, what_if
 from simulations.plans import Forecast
 from simulations.results import Band, Trajectory
 from simulations.top_up import (
-    BISECTION_STEPS,
     TOP_UP_CONFIDENCE_Z,
+    TOP_UP_GRID_STEPS,
+    WHAT_IF_GRID_STEPS,
     _bisect,
     min_top_up,
     relative_lower_bound,
@@ -119,26 +120,36 @@ def _known_curve(
     return plan, asked, run
 
 
-GRID = [0.5 * k / 2**BISECTION_STEPS for k in range(2**BISECTION_STEPS + 1)]
+def grid(steps: int) -> list[float]:
+    return [0.5 * k / 2**steps for k in range(2**steps + 1)]
 
 
+# The embedding search's grid (max_beta / 8) and the what-if search's (max_beta / 32).
+STEPS = [TOP_UP_GRID_STEPS, WHAT_IF_GRID_STEPS]
+
+
+@pytest.mark.parametrize("steps", STEPS)
 @pytest.mark.parametrize("target", [0.65, 0.8, 0.9, 1.05])
-def test_the_search_takes_the_smallest_grid_beta_whose_lower_bound_meets_the_target(target):
-    """On a known curve the search returns the smallest beta of its grid (max_beta /
-    2**BISECTION_STEPS) whose `relative_lower_bound` reaches the target, and a smaller one on the
-    mean alone (z = 0); max_beta is simulated only when the answer is in the upper half."""
+def test_the_search_takes_the_smallest_grid_beta_whose_lower_bound_meets_the_target(target, steps):
+    """On a known curve the search returns the smallest beta of its grid (max_beta / 2**steps)
+    whose `relative_lower_bound` reaches the target, and a smaller one on the mean alone (z = 0;
+    on the fine grid, where the two differ); max_beta is simulated only when the answer is in
+    the upper half."""
     _, asked, run = _known_curve(slope=1.0)
     base = run(0.0)
     found = {}
     for z in (TOP_UP_CONFIDENCE_Z, 0.0):
         asked.clear()
-        top = _bisect(run, base, target=target, max_beta=0.5, progress=None, z=z)
+        top = _bisect(run, base, target=target, max_beta=0.5, progress=None, z=z, steps=steps)
         simulated = len(asked)
-        smallest = min(b for b in GRID if relative_lower_bound(run(b), z) >= target)
+        smallest = min(b for b in grid(steps) if relative_lower_bound(run(b), z) >= target)
         assert top.feasible and top.beta == smallest
         assert top.documents_per_generation == round(smallest * 200)
-        assert simulated == BISECTION_STEPS + (smallest > 0.25)
+        assert simulated == steps + (smallest > 0.25)
         found[z] = top.beta
+    if steps == TOP_UP_GRID_STEPS:  # the bound asks for more, or the same coarse grid step
+        assert found[0.0] <= found[TOP_UP_CONFIDENCE_Z]
+        return
     assert found[0.0] < found[TOP_UP_CONFIDENCE_Z]  # the bound asks for more fresh data
 
 
@@ -150,36 +161,62 @@ SHAPES: dict[str, Callable[[float], float]] = {
 }
 
 
+@pytest.mark.parametrize("steps", STEPS)
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("target", [0.7, 0.9, 1.1, 1.3])
-def test_on_any_monotone_curve_the_search_finds_the_smallest_beta(shape, target):
+def test_on_any_monotone_curve_the_search_finds_the_smallest_beta(shape, target, steps):
     """Curved, stepped and flat stretches: the smallest grid beta that meets the target (or
-    max_beta, infeasible), in BISECTION_STEPS forecasts and max_beta when needed."""
+    max_beta, infeasible), in `steps` forecasts and max_beta when needed."""
     _, asked, run = _known_curve(slope=0.0, shape=SHAPES[shape])
     base = run(0.0)
-    meeting = [b for b in GRID if relative_lower_bound(run(b), TOP_UP_CONFIDENCE_Z) >= target]
+    meeting = [
+        b for b in grid(steps) if relative_lower_bound(run(b), TOP_UP_CONFIDENCE_Z) >= target
+    ]
     asked.clear()
-    top = _bisect(run, base, target=target, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
+    top = _bisect(
+        run,
+        base,
+        target=target,
+        max_beta=0.5,
+        progress=None,
+        z=TOP_UP_CONFIDENCE_Z,
+        steps=steps,
+    )
     if not meeting:
         assert not top.feasible and top.beta == 0.5
         assert asked == [0.25, 0.5]
         return
     assert top.feasible and top.beta == min(meeting)
-    assert len(asked) == BISECTION_STEPS + (min(meeting) > 0.25)
+    assert len(asked) == steps + (min(meeting) > 0.25)
     assert len(set(asked)) == len(asked)  # no beta forecast twice
 
 
-def test_on_a_non_monotone_curve_the_beta_meets_and_the_one_below_misses():
+@pytest.mark.parametrize(
+    ("steps", "wiggle", "target"),
+    [
+        (TOP_UP_GRID_STEPS, {0.25: -0.3}, 0.75),  # the first midpoint dips
+        (WHAT_IF_GRID_STEPS, {0.25: -0.2, 0.3125: -0.25}, 0.9),  # two betas dip
+    ],
+)
+def test_on_a_non_monotone_curve_the_beta_meets_and_the_one_below_misses(steps, wiggle, target):
     """Seeds' noise can make the curve dip: the search then returns a grid beta that meets the
     target with its grid neighbour below missing (not necessarily the smallest that meets)."""
-    wiggle = {0.25: -0.2, 0.3125: -0.25}  # two betas below their neighbours
     _, _, run = _known_curve(slope=0.0, shape=lambda b: 0.8 * b / 0.5 + wiggle.get(b, 0.0))
-    top = _bisect(run, run(0.0), target=0.9, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
+    top = _bisect(
+        run,
+        run(0.0),
+        target=target,
+        max_beta=0.5,
+        progress=None,
+        z=TOP_UP_CONFIDENCE_Z,
+        steps=steps,
+    )
     assert top.feasible
-    below = GRID[GRID.index(top.beta) - 1]
-    assert relative_lower_bound(top.forecast, TOP_UP_CONFIDENCE_Z) >= 0.9
-    assert relative_lower_bound(run(below), TOP_UP_CONFIDENCE_Z) < 0.9
-    meeting = [b for b in GRID if relative_lower_bound(run(b), TOP_UP_CONFIDENCE_Z) >= 0.9]
+    betas = grid(steps)
+    below = betas[betas.index(top.beta) - 1]
+    assert relative_lower_bound(top.forecast, TOP_UP_CONFIDENCE_Z) >= target
+    assert relative_lower_bound(run(below), TOP_UP_CONFIDENCE_Z) < target
+    meeting = [b for b in betas if relative_lower_bound(run(b), TOP_UP_CONFIDENCE_Z) >= target]
     assert top.beta > min(meeting)  # a crossing above the dips, not the smallest beta
 
 
@@ -194,16 +231,25 @@ def test_the_progress_bar_ends_full_at_the_forecasts_asked_for(target):
         max_beta=0.5,
         progress=lambda done, total: calls.append((done, total)),
         z=TOP_UP_CONFIDENCE_Z,
+        steps=TOP_UP_GRID_STEPS,
     )
     forecasts = len(asked) - 1  # the base was run here, not by the search
     assert calls[-1] == (forecasts, forecasts)
     assert [done for done, _ in calls[:-1]] == list(range(1, forecasts + 1))
-    assert all(total == BISECTION_STEPS + 1 for _, total in calls[:-1])
+    assert all(total == TOP_UP_GRID_STEPS + 1 for _, total in calls[:-1])
 
 
 def test_an_unreachable_target_is_reported_infeasible_at_max_beta():
     _, asked, run = _known_curve(slope=0.2)  # at most 0.7 at beta 0.5
-    top = _bisect(run, run(0.0), target=0.9, max_beta=0.5, progress=None, z=TOP_UP_CONFIDENCE_Z)
+    top = _bisect(
+        run,
+        run(0.0),
+        target=0.9,
+        max_beta=0.5,
+        progress=None,
+        z=TOP_UP_CONFIDENCE_Z,
+        steps=TOP_UP_GRID_STEPS,
+    )
     assert not top.feasible and top.beta == 0.5 and top.forecast.plan.beta == 0.5
     assert top.achieved_relative == pytest.approx(0.7)
     assert asked == [0.0, 0.25, 0.5]  # the base, the first midpoint, max_beta: no more
