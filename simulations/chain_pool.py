@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -116,8 +117,39 @@ def run_chain(task: ChainTask) -> ChainOutput:
         return ChainOutput(record, tuple(deferred.kept) if deferred else ())
 
 
-def _run_group(tasks: Sequence[ChainTask]) -> list[ChainOutput]:
-    return [run_chain(t) for t in tasks]
+@dataclass(frozen=True)
+class MeasureTask:
+    """A chain run with `final_only`, whose deferred generations are now to be measured."""
+
+    projected: ProjectedReference
+    error: RetrainingError
+    baseline_seed: int
+    output: ChainOutput
+
+
+def measure_chain(task: MeasureTask) -> ChainOutput:
+    """`task.output` with its pending generations measured, as `run_chain` would have."""
+    model = EmbeddingMixtureModel(
+        task.projected, baseline_seed=task.baseline_seed, error=task.error
+    )
+    rng = np.random.default_rng(0)  # the model's scoring draws nothing
+    record = task.output.record
+    metrics = {name: rows.copy() for name, rows in record.metrics.items()}
+    with threadpool_limits(limits=1):
+        for g, samples in enumerate(task.output.pending):
+            for name, value in model.score(samples, rng).items():
+                metrics[name][g] = np.asarray(value, dtype=float).reshape(model.n_chains)
+    return ChainOutput(
+        ChainRecord(metrics=metrics, policy=record.policy, beta=record.beta, samples=record.samples)
+    )
+
+
+# What a worker runs: a module-level function, so that it pickles by name.
+Work = Callable[[Any], ChainOutput]
+
+
+def _run_group(tasks: Sequence[Any], work: Work = run_chain) -> list[ChainOutput]:
+    return [work(t) for t in tasks]
 
 
 _lock = threading.Lock()
@@ -159,24 +191,30 @@ def _replace_worker(i: int, broken: ProcessPoolExecutor) -> None:
 
 
 def run_chains(
-    tasks: Sequence[ChainTask], *, processes: int = 1, done: ChainDone | None = None
+    tasks: Sequence[ChainTask] | Sequence[MeasureTask],
+    *,
+    processes: int = 1,
+    done: ChainDone | None = None,
+    work: Work = run_chain,
 ) -> list[ChainOutput]:
     """Every task's chain, in task order, on `processes` processes (this one included).
-    `done()` is called as each chain finishes."""
+    `done()` is called as each chain finishes. `work` is what a task is run with: `run_chain`,
+    or `measure_chain` for the deferred measurements of chains run earlier (task s goes to the
+    process chain s ran on)."""
     p = max(1, min(processes, len(tasks)))
     groups = [list(range(j, len(tasks), p)) for j in range(p)]
     sent: list[tuple[int, ProcessPoolExecutor, Future[list[ChainOutput]] | None]] = []
     for j in range(1, p):
         executor = _worker(j - 1)
         try:
-            future = executor.submit(_run_group, [tasks[i] for i in groups[j]])
+            future = executor.submit(_run_group, [tasks[i] for i in groups[j]], work)
         except (BrokenProcessPool, RuntimeError):  # died earlier, or shut down at exit
             _replace_worker(j - 1, executor)
             future = None
         sent.append((j, executor, future))
     out: list[ChainOutput | None] = [None] * len(tasks)
     for i in groups[0]:
-        out[i] = run_chain(tasks[i])
+        out[i] = work(tasks[i])
         if done is not None:
             done()
     for j, executor, future in sent:
@@ -187,7 +225,7 @@ def run_chains(
             except BrokenProcessPool:
                 _replace_worker(j - 1, executor)
         if records is None:  # the worker is gone: run its chains here
-            records = _run_group([tasks[i] for i in groups[j]])
+            records = _run_group([tasks[i] for i in groups[j]], work)
         for i, record in zip(groups[j], records, strict=True):
             out[i] = record
             if done is not None:

@@ -15,6 +15,7 @@ each band is over `plan.seeds` independent chains.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -123,14 +124,31 @@ def chain_starts(
     return out
 
 
+# How many sets of measured starting samples a projection keeps (an audit needs two: the
+# candidate's and the human start's).
+SCORED_STARTS_KEPT = 8
+
+
 def score_starts(
     proj: ProjectedReference, starts: list[np.ndarray], random_state: int, error: RetrainingError
 ) -> dict[str, np.ndarray]:
     """Row 0: the starting data itself, as audited, for every seed (this also computes the human
-    baseline the chains score against, which worker processes then receive with `proj`)."""
-    model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
-    scored = [model.score(start, np.random.default_rng(0)) for start in starts]
-    return {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
+    baseline the chains score against, which worker processes then receive with `proj`). Kept
+    on `proj`: the top-up search measures the base forecast's starts again otherwise."""
+    digest = hashlib.blake2b(repr((random_state, error)).encode(), digest_size=16)
+    for start in starts:
+        digest.update(repr(start.shape).encode() + start.dtype.str.encode())
+        digest.update(np.ascontiguousarray(start).tobytes())
+    key = digest.digest()
+    kept = proj.scored_starts.get(key)
+    if kept is None:
+        model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
+        scored = [model.score(start, np.random.default_rng(0)) for start in starts]
+        kept = {k: np.concatenate([row[k] for row in scored]) for k in scored[0]}
+        proj.scored_starts[key] = kept
+        while len(proj.scored_starts) > SCORED_STARTS_KEPT:
+            proj.scored_starts.popitem(last=False)
+    return {k: v.copy() for k, v in kept.items()}
 
 
 def _chains(

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from detectors.errors import InvalidInputError
 from detectors.index import as_matrix
-from simulations.chain_pool import ChainOutput
+from simulations.chain_pool import ChainOutput, MeasureTask, measure_chain, run_chains
 from simulations.forecast import (
     EMBEDDING_DESCRIPTIONS,
     ProgressCallback,
@@ -34,10 +34,8 @@ from simulations.forecast import (
     what_if,
     with_start,
 )
-from simulations.loop import ChainRecord
 from simulations.models.embedding import (
     RETRAINING_ERROR,
-    EmbeddingMixtureModel,
     ProjectedReference,
     RetrainingError,
 )
@@ -159,7 +157,7 @@ def min_top_up(
     return found.model_copy(
         update={
             "forecast": _measured(
-                found.forecast, outputs, first, proj, random_state, error, elapsed
+                found.forecast, outputs, first, proj, random_state, error, elapsed, processes
             )
         }
     )
@@ -173,23 +171,14 @@ def _measured(
     random_state: int,
     error: RetrainingError,
     elapsed: float,
+    processes: int,
 ) -> Forecast:
-    """`provisional` with its deferred generations measured, as the chains would have."""
+    """`provisional` with its deferred generations measured, as the chains would have, on the
+    processes the chains ran on."""
     t0 = time.perf_counter()
     plan = provisional.plan
-    model = EmbeddingMixtureModel(proj, baseline_seed=random_state, error=error)
-    rng = np.random.default_rng(0)  # the model's scoring draws nothing
-    measured = []
-    with threadpool_limits(limits=1):
-        for out in outputs:
-            metrics = {name: rows.copy() for name, rows in out.record.metrics.items()}
-            for g, samples in enumerate(out.pending):
-                for name, value in model.score(samples, rng).items():
-                    metrics[name][g] = np.asarray(value, dtype=float).reshape(model.n_chains)
-            record = ChainRecord(
-                metrics=metrics, policy=plan.policy, beta=plan.beta, samples=plan.samples
-            )
-            measured.append(ChainOutput(record))
+    tasks = [MeasureTask(proj, error, random_state, out) for out in outputs]
+    measured = run_chains(tasks, processes=processes, work=measure_chain)
     record = with_start(first, stacked_records(measured, plan))
     return provisional.model_copy(
         update={

@@ -65,6 +65,11 @@ class ProjectedReference:
     baselines: dict[tuple[int, int], dict[str, float]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # A forecast's starting samples as measured (`simulations.forecast.score_starts`), keyed by
+    # their digest: a top-up search starts every beta from the base forecast's samples.
+    scored_starts: OrderedDict[bytes, dict[str, np.ndarray]] = field(
+        default_factory=OrderedDict, compare=False, repr=False
+    )
 
     @classmethod
     def build(

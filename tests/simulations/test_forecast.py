@@ -12,7 +12,12 @@ import pytest
 from scipy.stats import norm
 
 from detectors.errors import InvalidInputError
-from simulations.forecast import Plan, forecast, what_if
+from simulations.forecast import Plan, chain_starts, forecast, score_starts, what_if
+from simulations.models.embedding import (
+    RETRAINING_ERROR,
+    EmbeddingMixtureModel,
+    ProjectedReference,
+)
 
 Z = float(norm.ppf(1 - 1e-3 / 2))
 
@@ -90,3 +95,30 @@ def test_candidate_missing_its_tails_starts_lower_and_retraining_narrows_the_gap
     final_gap = faithful_tc[-1].mean - core_tc[-1].mean
     se = np.sqrt(sum(b.sem**2 for b in (faithful_tc[0], core_tc[0], faithful_tc[-1], core_tc[-1])))
     assert start_gap - final_gap > Z * se, (start_gap, final_gap, se)
+
+
+def test_starting_samples_are_measured_once_per_projection(toy_reference, monkeypatch):
+    """A top-up search measures the base forecast's starts again: `score_starts` keeps them on
+    the projection, by content (other samples, seed or retraining error are measured anew)."""
+    proj = ProjectedReference.build(toy_reference, seed=0)
+    starts = chain_starts(proj.holdout, Plan(samples=100, seeds=3), 7, 0)
+    calls = []
+    real_score = EmbeddingMixtureModel.score
+
+    def counted(self, samples, rng):
+        calls.append(len(samples))
+        return real_score(self, samples, rng)
+
+    monkeypatch.setattr(EmbeddingMixtureModel, "score", counted)
+    first = score_starts(proj, starts, 0, RETRAINING_ERROR)
+    assert len(calls) == 3
+    first["tail_coverage"][:] = -1.0  # a caller's copy: the kept measurement is untouched
+    again = score_starts(proj, [s.copy() for s in starts], 0, RETRAINING_ERROR)
+    assert len(calls) == 3 and np.all(again["tail_coverage"] >= 0)
+    fresh = EmbeddingMixtureModel(proj, baseline_seed=0, error=RETRAINING_ERROR)
+    want = [real_score(fresh, s, np.random.default_rng(0)) for s in starts]
+    for name, values in again.items():
+        np.testing.assert_array_equal(values, np.concatenate([w[name] for w in want]))
+    score_starts(proj, starts, 1, RETRAINING_ERROR)  # another seed: measured anew
+    score_starts(proj, starts[::-1], 0, RETRAINING_ERROR)  # other samples in seed order
+    assert len(calls) == 9
