@@ -36,7 +36,7 @@ from simulations.models.embedding import (
 from simulations.plans import Forecast, Plan
 from simulations.results import Trajectory, summarise
 from simulations.whatif import DESCRIPTIONS as WHATIF_DESCRIPTIONS
-from simulations.whatif import WhatIfCorpus, WhatIfModel
+from simulations.whatif import WHAT_IF_CONSTANTS, WhatIfConstants, WhatIfCorpus, WhatIfModel
 
 if TYPE_CHECKING:
     from detectors.reference import ReferenceCorpus
@@ -230,17 +230,25 @@ def what_if(
     plan: Plan,
     random_state: int = 0,
     human: dict[str, Trajectory] | None = None,
+    constants: WhatIfConstants = WHAT_IF_CONSTANTS,
 ) -> Forecast:
     """Forecast from two audit numbers alone (see `simulations.whatif`); milliseconds. `human`,
     if given, is the human-start run to report (a top-up search compares every beta with the
-    original plan's human start, so it is not run again)."""
+    original plan's human start, so it is not run again). `constants`: the model's assumptions
+    about human text (the defaults are the ones fitted to real retraining)."""
     start = time.perf_counter()
     corpus = WhatIfCorpus(
-        synthetic_fraction=synthetic_fraction, tail_coverage=tail_coverage, samples=plan.samples
+        synthetic_fraction=synthetic_fraction,
+        tail_coverage=tail_coverage,
+        samples=plan.samples,
+        categories=constants.categories,
+        exponent=constants.exponent,
+        tail_mass=constants.tail_mass,
+        off_reference=constants.off_reference,
     )
 
     def run(start_law: np.ndarray) -> dict[str, Trajectory]:
-        model = WhatIfModel(corpus, n_chains=plan.seeds)
+        model = WhatIfModel(corpus, n_chains=plan.seeds, smoothing=constants.smoothing)
         rng = np.random.default_rng(random_state)
         data = rng.multinomial(plan.samples, start_law, size=plan.seeds)
         model.fit(data)
