@@ -15,7 +15,8 @@ first 8 tokens of the candidate's own 64-token blocks). Under keep-real 10%, a t
 generation's training blocks are fresh human BBC blocks (as the forecast's keep-real draws fresh
 human data). Every generation's output is embedded with the product's embedder and measured
 against the reference exactly as an audit measures a candidate (`coverage_report`): tail
-coverage relative to the reference's held-out human sample.
+coverage relative to the reference's held-out human sample, and beside it recall and precision
+(each row's `metrics`, read the same way: relative to the human chains' final value).
 
 Beside it, the product's forecast (`simulations.forecast.forecast`, the plan's generations,
 policy and the audit's default seeds) from generation 0's vectors alone. Both are read the way
@@ -37,6 +38,7 @@ differs between generations, not the casing or length of the text.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -51,6 +53,7 @@ from detectors.corpora import bbc_news, wikipedia_paragraphs
 from detectors.coverage import coverage_report
 from detectors.embedding import Embedder
 from detectors.reference import ReferenceCorpus
+from detectors.results import CoverageReport
 from detectors.synthetic.data import smollm2_continuations
 from service.policy import Policy
 from service.settings import Settings
@@ -59,6 +62,8 @@ from simulations.ground_truth import blocks_of, recursive_outputs
 from simulations.text import Vocabulary, tokenize
 from simulations.top_up import min_top_up
 
+# Measured beside tail coverage, each relative to the same human chains' final value.
+OTHERS = ("recall", "precision")
 N_REFERENCE = 3000  # reference blocks (the audit's reference: 20% of them held out)
 POLICIES: tuple[tuple[Literal["replace", "keep-real"], float], ...] = (
     ("replace", 0.0),
@@ -415,20 +420,41 @@ def main() -> None:
         flush=True,
     )
 
-    def tail(blocks: np.ndarray) -> float:
-        return coverage_report(reference, embed(blocks), random_state=0).tail_coverage.ratio
+    # Every retraining chain and every measurement is kept by content: the yardstick is read
+    # once per metric, and a chain is trained and embedded once.
+    reports: dict[bytes, CoverageReport] = {}
+    chains: dict[tuple[bytes, str, float, int], list[np.ndarray]] = {}
+
+    def key_of(blocks: np.ndarray) -> bytes:
+        return hashlib.blake2b(
+            blocks.tobytes() + str(blocks.shape).encode(), digest_size=16
+        ).digest()
+
+    def report(blocks: np.ndarray) -> CoverageReport:
+        key = key_of(blocks)
+        if key not in reports:
+            reports[key] = coverage_report(reference, embed(blocks), random_state=0)
+        return reports[key]
+
+    def measure(metric: str) -> Callable[[np.ndarray], float]:
+        return lambda blocks: getattr(report(blocks), metric).ratio
+
+    tail = measure("tail_coverage")
 
     def chain(start: np.ndarray, policy: str, beta: float, seed: int) -> list[np.ndarray]:
-        return recursive_outputs(
-            start,
-            vocab_size=len(vocab),
-            generations=args.generations,
-            policy=policy,
-            beta=beta,
-            fresh=fresh_pool,
-            model=args.model,
-            random_state=args.first_seed + seed,
-        )
+        key = (key_of(start), policy, beta, seed)
+        if key not in chains:
+            chains[key] = recursive_outputs(
+                start,
+                vocab_size=len(vocab),
+                generations=args.generations,
+                policy=policy,
+                beta=beta,
+                fresh=fresh_pool,
+                model=args.model,
+                random_state=args.first_seed + seed,
+            )
+        return chains[key]
 
     if args.top_up:
         top_up(args, su, chain, tail, t0)
@@ -443,6 +469,7 @@ def main() -> None:
         plan = Plan(generations=args.generations, samples=args.blocks, policy=policy, beta=beta)
         human_final, human_finals = yardstick(su, chain, tail, policy, beta, args.seeds)
         yardsticks[policy] = human_finals
+        others = {m: yardstick(su, chain, measure(m), policy, beta, args.seeds)[0] for m in OTHERS}
         for name, start in cands.items():
             vectors0 = embed(start)
             fc = forecast(reference, vectors0, plan, random_state=settings.random_state)
@@ -454,6 +481,20 @@ def main() -> None:
                 curve = [start_tail] + [tail(b) for b in outs[1:]]
                 curves.append(curve)
                 finals.append(curve[-1] / human_final[s])
+            metrics = {}
+            for m in OTHERS:
+                m_curves = [
+                    [measure(m)(start)] + [measure(m)(b) for b in chain(start, policy, beta, s)[1:]]
+                    for s in range(args.seeds)
+                ]
+                m_finals = [c[-1] / others[m][s] for s, c in enumerate(m_curves)]
+                metrics[m] = {
+                    "actual_curve": np.mean(m_curves, axis=0).tolist(),
+                    "actual_relative_final": float(np.mean(m_finals)),
+                    "actual_relative_finals": [float(f) for f in m_finals],
+                    "forecast_relative_final": fc.relative_final(m),
+                    "forecast_curve": [b.mean for b in fc.trajectories[m].bands],
+                }
             row = {
                 "candidate": name,
                 "policy": policy,
@@ -469,6 +510,7 @@ def main() -> None:
                 "forecast_relative_final": fc.relative_final(),
                 "forecast_curve": [b.mean for b in fc.trajectories["tail_coverage"].bands],
                 "human_final": float(np.mean(human_final)),
+                "metrics": metrics,
             }
             results.append(row)
             print(
@@ -485,6 +527,17 @@ def main() -> None:
         rho = float(spearmanr(actual, fc_).statistic)
         summary[policy] = {"spearman": rho, "mae": float(np.mean(np.abs(actual - fc_)))}
         print(f"{policy}: Spearman {rho:.2f}, MAE {summary[policy]['mae']:.3f}")
+        for m in OTHERS:
+            a_m = np.array([r["metrics"][m]["actual_relative_final"] for r in part])
+            f_m = np.array([r["metrics"][m]["forecast_relative_final"] for r in part])
+            summary[policy][m] = {
+                "spearman": float(spearmanr(a_m, f_m).statistic),
+                "mae": float(np.mean(np.abs(a_m - f_m))),
+            }
+            print(
+                f"{policy}, {m}: Spearman {summary[policy][m]['spearman']:.2f}, "
+                f"MAE {summary[policy][m]['mae']:.3f}"
+            )
     # Each human start against the yardstick (the mean of all of them): its spread is what one
     # sample of human text carries, so about what even a perfect forecast is off by per row.
     for policy, finals in yardsticks.items():
