@@ -46,7 +46,8 @@ SMOOTHING = 0.01
 DESCRIPTIONS = {
     "tail_coverage": "tail categories present / expected for a fresh human sample of that size",
     "recall": "human mass on categories present / expected for a fresh human sample",
-    "precision": "share of the sample on the human support / that of human data (1)",
+    "precision": "share of the sample on the human support / that of human data (1); the "
+    "off-reference mass behind it is an assumption real retraining did not support",
     "coverage": "categories present / expected for a fresh human sample of that size",
     "divergence": "total variation distance of the fitted distribution to the human one",
 }

@@ -36,10 +36,16 @@ if TYPE_CHECKING:
 
 METRICS = ("tail_coverage", "recall", "precision", "coverage")
 SCORED = (*METRICS, "divergence")  # what `EmbeddingMixtureModel.score` reports
+# What each trajectory is, and how far it is checked against real recursive retraining
+# (benchmarks/recursion_truth.py): the retraining error is fitted to tail coverage; recall and
+# precision only follow the mixture (README "Recall and precision, measured beside tail coverage").
 DESCRIPTIONS = {
-    "tail_coverage": "tail coverage / that of a fresh human sample of the same size",
-    "recall": "recall / that of a fresh human sample of the same size",
-    "precision": "precision / that of a fresh human sample of the same size",
+    "tail_coverage": "tail coverage / that of a fresh human sample of the same size (checked "
+    "against real recursive retraining)",
+    "recall": "recall / that of a fresh human sample of the same size (the mixture's; not "
+    "validated: real retraining lowered recall of off-topic text further)",
+    "precision": "precision / that of a fresh human sample of the same size (the mixture's; not "
+    "validated: real retraining raised precision where this lowers it)",
     "coverage": "coverage / that of a fresh human sample of the same size",
     "divergence": "Frechet (Gaussian W2^2) distance to the reference, in PCA space",
 }
