@@ -35,8 +35,10 @@ from simulations.models.discrete import CategoricalModel, tail_categories, zipf_
 CATEGORIES = 1000
 ZIPF_EXPONENT = 0.8
 TAIL_MASS = 0.2
-# Share of generated text's mass off the human support: an assumption still (it moves precision
-# only; the ground truth records tail coverage).
+# Share of generated text's mass off the human support: an assumption still. It moves precision
+# only, and against real retraining's precision (benchmarks/fit_what_if.py --precision-only) the
+# best share is 0 and none orders the candidates: retraining raised generated text's precision,
+# which this model cannot express. Kept so that the synthetic share has an effect at all.
 OFF_REFERENCE = 0.05
 # Each generation's fitted law keeps this share spread evenly over the human support: a language
 # model's smoothing gives unseen continuations mass, so real retraining brings rare content back
