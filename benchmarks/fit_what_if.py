@@ -170,7 +170,13 @@ def scores(runs: list[Run], predicted: list[float]) -> dict[str, dict[str, float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=RESULTS / "fit_what_if.json")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default benchmarks/results/fit_what_if.json (--precision-only: "
+        "fit_what_if_precision.json, so the full fit is not overwritten)",
+    )
     ap.add_argument(
         "--precision",
         type=Path,
@@ -183,6 +189,8 @@ def main() -> None:
         help="only the off_reference fit, into --out (seconds)",
     )
     args = ap.parse_args()
+    name = "fit_what_if_precision.json" if args.precision_only else "fit_what_if.json"
+    args.out = args.out or RESULTS / name
     if args.precision_only:
         args.out.write_text(json.dumps(precision_fit(args.precision), indent=1))
         return
