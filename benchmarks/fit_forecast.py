@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/fit_forecast.py --summarise FILE [FILE ...] [--truths T ...]
                                                                               # fit + its error
     .venv/bin/python benchmarks/fit_forecast.py --reread TRUTH --forecasts FILE  # other truth
+    .venv/bin/python benchmarks/fit_forecast.py --others GRID TRUTH   # recall, precision too
 
 The embedding forecast refits a Gaussian mixture generation after generation. A language model's
 retraining does two things the refit does not (`simulations.models.embedding.RetrainingError`):
@@ -109,7 +110,17 @@ def grid(part: int, parts: int, out: Path, *, fine: bool, points: list | None = 
             beta0 = dict(POLICIES)[t["relative_to"]]
             humans[base_key] = run(t["relative_to"], beta0, t["candidate"]).human
         f = run(t["policy"], t["beta"], t["candidate"], humans[base_key])
-        rows.append(dict(t, anchor=anchor, spread=spread, forecast=f.relative_final()))
+        rows.append(
+            dict(
+                t,
+                anchor=anchor,
+                spread=spread,
+                forecast=f.relative_final(),
+                # Beside the fitted metric, what the constants do to the others (README "Recall
+                # and precision, measured beside tail coverage").
+                forecast_other={m: f.relative_final(m) for m in ("recall", "precision")},
+            )
+        )
         out.write_text(json.dumps({"rows": rows}, indent=1))
         print(
             f"anchor {anchor} spread {spread} {t['policy']} {t['beta']:.3f} {t['candidate']}: "
@@ -256,6 +267,38 @@ def reread(truth: Path, forecasts: Path) -> None:
             print(f"  {r['candidate']}: actual {r['actual']:.2f}, forecast {r['forecast']:.2f}")
 
 
+def others(grid_file: Path, truth: Path) -> None:
+    """Per grid point, every metric's error against a truth that records recall and precision
+    (`recursion_truth.py` rows' `metrics`): what the constants fitted to tail coverage do to the
+    other two."""
+    actual: dict[tuple, dict[str, float]] = {}
+    for r in json.loads(truth.read_text())["rows"]:
+        key = (r["candidate"], r["policy"])
+        actual[key] = {"tail_coverage": r["actual_relative_final"]}
+        actual[key].update({m: v["actual_relative_final"] for m, v in r["metrics"].items()})
+    by_point: dict[tuple, list[dict]] = {}
+    for r in json.loads(grid_file.read_text())["rows"]:
+        if "forecast_other" in r and (r["candidate"], r["policy"]) in actual:
+            by_point.setdefault((r["anchor"], r["spread"]), []).append(r)
+    print("| anchor, spread | policy | tail coverage: MAE, Spearman | recall | precision |")
+    print("|---|---|---|---|---|")
+    for (anchor, spread), rows in sorted(by_point.items()):
+        for policy in GROUPS:
+            part = [r for r in rows if r["policy"] == policy]
+            cells = []
+            for m in ("tail_coverage", "recall", "precision"):
+                a = np.array([actual[(r["candidate"], policy)][m] for r in part])
+                f = np.array(
+                    [
+                        r["forecast"] if m == "tail_coverage" else r["forecast_other"][m]
+                        for r in part
+                    ]
+                )
+                rho = spearmanr(a, f).statistic
+                cells.append(f"{np.abs(a - f).mean():.3f}, {rho:.2f}")
+            print(f"| {anchor}, {spread} | {policy} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", default="0/1", help="I/N: this process runs every N-th point")
@@ -275,8 +318,19 @@ def main() -> None:
     )
     parser.add_argument("--reread", type=Path, default=None, help="another truth JSON")
     parser.add_argument("--forecasts", type=Path, default=None, help="with --reread: a grid file")
+    parser.add_argument(
+        "--others",
+        nargs=2,
+        type=Path,
+        default=None,
+        metavar=("GRID", "TRUTH"),
+        help="every metric's error per grid point, against a truth with recall and precision",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.others:
+        others(*args.others)
+        return
     if args.reread:
         reread(args.reread, args.forecasts or Path("benchmarks/results/fit_forecast.json"))
         return
