@@ -96,12 +96,11 @@ def runs_of(truths: list[tuple[str, Path]]) -> list[Run]:
 
 
 def predict(run: Run, constants: WhatIfConstants, metric: str = "tail_coverage") -> float:
-    policy = "replace" if run.policy == "replace" else "keep-real"
     plan = Plan(
         generations=5,
         samples=BLOCKS,
-        policy=policy,
-        beta=0.0 if policy == "replace" else KEEP_REAL_BETA,
+        policy=run.policy,  # type: ignore[arg-type]  # "replace" or "keep-real", from the truth
+        beta=0.0 if run.policy == "replace" else KEEP_REAL_BETA,
     )
     f = what_if(
         synthetic_fraction=run.synthetic_fraction,

@@ -241,14 +241,11 @@ def what_if(
         synthetic_fraction=synthetic_fraction,
         tail_coverage=tail_coverage,
         samples=plan.samples,
-        categories=constants.categories,
-        exponent=constants.exponent,
-        tail_mass=constants.tail_mass,
-        off_reference=constants.off_reference,
+        constants=constants,
     )
 
     def run(start_law: np.ndarray) -> dict[str, Trajectory]:
-        model = WhatIfModel(corpus, n_chains=plan.seeds, smoothing=constants.smoothing)
+        model = WhatIfModel(corpus, n_chains=plan.seeds)
         rng = np.random.default_rng(random_state)
         data = rng.multinomial(plan.samples, start_law, size=plan.seeds)
         model.fit(data)

@@ -84,10 +84,7 @@ class WhatIfCorpus:
         synthetic_fraction: float,
         tail_coverage: float,
         samples: int,
-        categories: int = CATEGORIES,
-        exponent: float = ZIPF_EXPONENT,
-        tail_mass: float = TAIL_MASS,
-        off_reference: float = OFF_REFERENCE,
+        constants: WhatIfConstants = WHAT_IF_CONSTANTS,
     ) -> None:
         if not 0.0 <= synthetic_fraction <= 1.0:
             raise InvalidInputError(
@@ -98,17 +95,17 @@ class WhatIfCorpus:
                 f"tail_coverage is a ratio to a human sample, expected in [0, 1.5], got "
                 f"{tail_coverage}"
             )
-        human = zipf_probabilities(categories, exponent)
-        self.tail_mass = tail_mass
+        human = zipf_probabilities(constants.categories, constants.exponent)
+        self.constants = constants
         self.human = np.append(human, 0.0)  # last category: off the human support
-        self.tail = np.append(tail_categories(human, tail_mass), False)
+        self.tail = np.append(tail_categories(human, constants.tail_mass), False)
         self.samples = samples
         self.baseline_tail = float(_presence(self.human[self.tail], samples).mean())
         scale = self._solve_tail_scale(min(tail_coverage, 1.0))
         cand = self.human.copy()
         cand[self.tail] *= scale
         cand /= cand.sum()
-        off = synthetic_fraction * off_reference
+        off = synthetic_fraction * constants.off_reference
         cand = cand * (1 - off)
         cand[-1] = off
         self.candidate = cand
@@ -131,21 +128,27 @@ class WhatIfModel(CategoricalModel):
     """The categorical recursion scored with the audit's metrics, as ratios to human data."""
 
     def __init__(
-        self, corpus: WhatIfCorpus, *, n_chains: int, smoothing: float = SMOOTHING
+        self, corpus: WhatIfCorpus, *, n_chains: int, smoothing: float | None = None
     ) -> None:
-        super().__init__(probabilities=corpus.human, tail_mass=corpus.tail_mass, n_chains=n_chains)
+        """`smoothing`: the corpus's constants' unless given."""
+        super().__init__(
+            probabilities=corpus.human, tail_mass=corpus.constants.tail_mass, n_chains=n_chains
+        )
+        smoothing = corpus.constants.smoothing if smoothing is None else smoothing
         if not 0.0 <= smoothing < 1.0:
             raise InvalidInputError(f"smoothing must be in [0, 1), got {smoothing}")
         self.corpus = corpus
         self.smoothing = smoothing
         self.tail_ = corpus.tail
+        support = corpus.human > 0
+        self._even = support / support.sum()  # the smoothing's share, once, not every fit
 
     def fit(self, data: np.ndarray) -> WhatIfModel:
         super().fit(data)
         if self.smoothing > 0:
-            support = self.corpus.human > 0
-            even = support / support.sum()
-            self.probabilities_ = (1 - self.smoothing) * self.probabilities_ + self.smoothing * even
+            self.probabilities_ = (
+                1 - self.smoothing
+            ) * self.probabilities_ + self.smoothing * self._even
         return self
 
     def score(self, samples: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -20,16 +20,7 @@ Z = float(norm.ppf(1 - 1e-3 / 2))
 
 
 def corpus() -> WhatIfCorpus:
-    c = WHAT_IF_CONSTANTS
-    return WhatIfCorpus(
-        synthetic_fraction=0.5,
-        tail_coverage=0.4,
-        samples=400,
-        categories=c.categories,
-        exponent=c.exponent,
-        tail_mass=c.tail_mass,
-        off_reference=c.off_reference,
-    )
+    return WhatIfCorpus(synthetic_fraction=0.5, tail_coverage=0.4, samples=400)
 
 
 def test_smoothing_gives_every_human_category_mass_and_none_off_the_support():
