@@ -420,8 +420,9 @@ def main() -> None:
         flush=True,
     )
 
-    # Every retraining chain and every measurement is kept by content: the yardstick is read
-    # once per metric, and a chain is trained and embedded once.
+    # Every retraining chain, embedding and measurement is kept by content: the yardstick is read
+    # once per metric, and a chain is trained, embedded and measured once.
+    vectors: dict[bytes, np.ndarray] = {}
     reports: dict[bytes, CoverageReport] = {}
     chains: dict[tuple[bytes, str, float, int], list[np.ndarray]] = {}
 
@@ -430,10 +431,16 @@ def main() -> None:
             blocks.tobytes() + str(blocks.shape).encode(), digest_size=16
         ).digest()
 
+    def vectors_of(blocks: np.ndarray) -> np.ndarray:
+        key = key_of(blocks)
+        if key not in vectors:
+            vectors[key] = embed(blocks)
+        return vectors[key]
+
     def report(blocks: np.ndarray) -> CoverageReport:
         key = key_of(blocks)
         if key not in reports:
-            reports[key] = coverage_report(reference, embed(blocks), random_state=0)
+            reports[key] = coverage_report(reference, vectors_of(blocks), random_state=0)
         return reports[key]
 
     def measure(metric: str) -> Callable[[np.ndarray], float]:
@@ -471,41 +478,39 @@ def main() -> None:
         yardsticks[policy] = human_finals
         others = {m: yardstick(su, chain, measure(m), policy, beta, args.seeds)[0] for m in OTHERS}
         for name, start in cands.items():
-            vectors0 = embed(start)
-            fc = forecast(reference, vectors0, plan, random_state=settings.random_state)
-            # Generation 0 is the candidate itself: measured once, not once per seed.
-            start_tail = coverage_report(reference, vectors0, random_state=0).tail_coverage.ratio
-            finals, curves = [], []
-            for s in range(args.seeds):
-                outs = chain(start, policy, beta, s)
-                curve = [start_tail] + [tail(b) for b in outs[1:]]
-                curves.append(curve)
-                finals.append(curve[-1] / human_final[s])
-            metrics = {}
-            for m in OTHERS:
-                m_curves = [
-                    [measure(m)(start)] + [measure(m)(b) for b in chain(start, policy, beta, s)[1:]]
+            fc = forecast(reference, vectors_of(start), plan, random_state=settings.random_state)
+            # Per metric, each seed's curve (generation 0 is the candidate itself) and its final
+            # relative to the human chains' of the same seed.
+            curves: dict[str, list[list[float]]] = {}
+            finals: dict[str, list[float]] = {}
+            for m, human in (("tail_coverage", human_final), *others.items()):
+                curves[m] = [
+                    [measure(m)(b) for b in chain(start, policy, beta, s)]
                     for s in range(args.seeds)
                 ]
-                m_finals = [c[-1] / others[m][s] for s, c in enumerate(m_curves)]
-                metrics[m] = {
-                    "actual_curve": np.mean(m_curves, axis=0).tolist(),
-                    "actual_relative_final": float(np.mean(m_finals)),
-                    "actual_relative_finals": [float(f) for f in m_finals],
+                finals[m] = [c[-1] / human[s] for s, c in enumerate(curves[m])]
+            metrics = {
+                m: {
+                    "actual_curve": np.mean(curves[m], axis=0).tolist(),
+                    "actual_relative_final": float(np.mean(finals[m])),
+                    "actual_relative_finals": [float(f) for f in finals[m]],
                     "forecast_relative_final": fc.relative_final(m),
                     "forecast_curve": [b.mean for b in fc.trajectories[m].bands],
                 }
+                for m in OTHERS
+            }
+            tail_finals = finals["tail_coverage"]
             row = {
                 "candidate": name,
                 "policy": policy,
                 "beta": beta,
-                "start_tail_coverage": curves[0][0],
-                "actual_curve": np.mean(curves, axis=0).tolist(),
-                "actual_relative_final": float(np.mean(finals)),
-                "actual_relative_finals": [float(f) for f in finals],
+                "start_tail_coverage": curves["tail_coverage"][0][0],
+                "actual_curve": np.mean(curves["tail_coverage"], axis=0).tolist(),
+                "actual_relative_final": float(np.mean(tail_finals)),
+                "actual_relative_finals": [float(f) for f in tail_finals],
                 "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
-                "actual_relative_final_sd": float(np.std(finals, ddof=1))
-                if len(finals) > 1
+                "actual_relative_final_sd": float(np.std(tail_finals, ddof=1))
+                if len(tail_finals) > 1
                 else None,
                 "forecast_relative_final": fc.relative_final(),
                 "forecast_curve": [b.mean for b in fc.trajectories["tail_coverage"].bands],
