@@ -20,7 +20,7 @@ from detectors.index import local_search
 from detectors.reference import ReferenceCorpus
 from service.building import CHUNK_DOCUMENTS, build_staged
 from service.forecast_cache import human_run
-from service.policy import Policy, decide, early_verdict
+from service.policy import Policy, decide, early_verdict, tail_short
 from service.sampled import (
     draw_sample,
     sampling_info,
@@ -130,6 +130,8 @@ def execute_audit(
         processes=settings.forecast_processes,
     )
     relative = fc.relative_final()
+    # The forecast's interval over its chains: a shortfall inside it is noise, not collapse.
+    relative_high = fc.relative_final_estimate().high
     estimate = None if synthetic is None else synthetic.estimate
     out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
     unexplained = 0.0 if synthetic is None else synthetic.unexplained_fraction
@@ -143,7 +145,7 @@ def execute_audit(
     )
     top_up = None
     top_up_forecast = None
-    if relative < policy.min_relative_tail_coverage and not decided:
+    if tail_short(policy, relative, relative_high) and not decided:
         found = min_top_up(
             reference,
             vectors,
@@ -169,6 +171,7 @@ def execute_audit(
         n_documents=len(sample),
         synthetic=estimate,
         relative_tail_coverage=relative,
+        relative_tail_coverage_high=relative_high,
         top_up_beta=None if top_up is None else top_up.beta,
         top_up_per_generation=None if top_up is None else top_up.documents_per_generation,
         top_up_feasible=top_up is not None and top_up.feasible,

@@ -16,7 +16,9 @@ Otherwise the forecast decides (`decide`):
 
 - keep: the synthetic fraction's upper bound is within `max_synthetic_fraction` and the forecast
   final tail coverage, relative to fresh human data under the same plan, is at least
-  `min_relative_tail_coverage`.
+  `min_relative_tail_coverage`, or not distinguishable from it: a point below the limit whose
+  interval over the forecast's chains reaches it is the forecast's noise, not a shortfall (reason
+  `forecast-within-noise`; more seeds narrow it).
 - top-up: outside those limits, but adding fresh human documents fixes it: enough to dilute the
   synthetic share below the limit, and the fresh fraction per generation that the simulator finds
   (`simulations.top_up.min_top_up`) within `max_top_up_fraction`.
@@ -226,12 +228,19 @@ def _verdict(
     return Verdict(decision=decision, reasons=(reason,))
 
 
+def tail_short(policy: Policy, relative_tail_coverage: float, high: float | None) -> bool:
+    """Whether the forecast shows a tail-coverage shortfall: its interval's upper end (or, with
+    no interval, its point) below the limit."""
+    return (relative_tail_coverage if high is None else high) < policy.min_relative_tail_coverage
+
+
 def decide(
     policy: Policy,
     *,
     n_documents: int,
     synthetic: Estimate | None,
     relative_tail_coverage: float,
+    relative_tail_coverage_high: float | None = None,
     top_up_beta: float | None,
     top_up_per_generation: int | None,
     top_up_feasible: bool,
@@ -240,7 +249,8 @@ def decide(
 ) -> Verdict:
     """The verdict from the audit's numbers: `early_verdict`'s if it decides, else the forecast's.
     `relative_tail_coverage` is the forecast's final mean tail coverage / that of fresh human data
-    under the plan; the top-up arguments describe the smallest fresh fraction the simulator found
+    under the plan, `relative_tail_coverage_high` its interval's upper end (None: the point
+    alone decides); the top-up arguments describe the smallest fresh fraction the simulator found
     (None when no search was needed); `out_of_domain` is the candidate's share outside the
     reference's domain; `unexplained` the share the synthetic mixture does not explain."""
     early = early_verdict(
@@ -262,7 +272,7 @@ def decide(
                 limit=policy.max_synthetic_fraction,
             )
         )
-    tail_ok = relative_tail_coverage >= policy.min_relative_tail_coverage
+    tail_ok = not tail_short(policy, relative_tail_coverage, relative_tail_coverage_high)
     if not tail_ok:
         reasons.append(
             Reason(
@@ -274,6 +284,19 @@ def decide(
             )
         )
     if not reasons:
+        if relative_tail_coverage < policy.min_relative_tail_coverage:
+            reasons.append(
+                Reason(
+                    code="forecast-within-noise",
+                    message=f"forecast final tail coverage is {relative_tail_coverage:.2f} x "
+                    f"that of fresh human data, below {policy.min_relative_tail_coverage:.2f}, but "
+                    f"its interval over the forecast's chains reaches "
+                    f"{relative_tail_coverage_high:.2f}: not a shortfall the forecast can tell "
+                    "from its own noise (more seeds narrow it)",
+                    value=relative_tail_coverage_high,
+                    limit=policy.min_relative_tail_coverage,
+                )
+            )
         reasons.append(
             Reason(
                 code="within-limits",

@@ -310,3 +310,28 @@ def test_a_forecast_no_top_up_fixes_is_inconclusive_when_the_domain_may_explain_
         low, 0.7, beta=0.2, per_gen=200, feasible=True, out_of_domain=est(0.42, 0.3, 0.54)
     )
     assert fixable.decision == "top-up"
+
+
+def test_a_shortfall_inside_the_forecasts_noise_keeps_and_says_so():
+    """Point 0.87 below the limit 0.9, but the forecast's interval reaches 0.93: keep, with the
+    reason naming the noise; the same point with an interval ending at 0.88 is a shortfall."""
+
+    def with_high(high: float, **top_up):
+        return decide(
+            POLICY,
+            n_documents=1000,
+            synthetic=est(0.1, 0.05, 0.2),
+            relative_tail_coverage=0.87,
+            relative_tail_coverage_high=high,
+            top_up_beta=top_up.get("beta"),
+            top_up_per_generation=top_up.get("per_gen"),
+            top_up_feasible=bool(top_up),
+        )
+
+    noisy = with_high(0.93)
+    assert noisy.decision == "keep"
+    assert [r.code for r in noisy.reasons] == ["forecast-within-noise", "within-limits"]
+    assert noisy.reasons[0].value == 0.93 and "0.87" in noisy.reasons[0].message
+    short = with_high(0.88, beta=0.125, per_gen=125)
+    assert short.decision == "top-up" and short.top_up_documents == 125
+    assert [r.code for r in short.reasons] == ["forecast-tail-coverage", "top-up-forecast"]
