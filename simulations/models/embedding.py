@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -220,15 +220,38 @@ class RetrainingError:
     (the paper's set-up), so each output point is pulled towards its prompt's document
     (`anchor`: the weight of a random starting point in the output point) and carries the model's
     own functional error (`spread`: isotropic noise, in units of the reference's per-dimension
-    standard deviation in the projection). Both 0 is the plain mixture recursion.
+    standard deviation in the projection). All 0 is the plain mixture recursion.
+
+    Two further errors were tried against real retraining and are not in the fitted default
+    (README "What a concentrating retraining error does"): `concentration` moves each draw that
+    share of the way to its mixture component's mean (`toward="component"`: the model under-
+    samples its own tails) or to the mixture's mean (`"centre"`: its text turns generic), and
+    `spread_of="data"` scales the scatter by the fitted mixture's own standard deviations, not
+    the reference's (a narrow model errs narrowly; with spread >= 0.9 it feeds on itself and
+    diverges).
     """
 
     anchor: float = 0.0
     spread: float = 0.0
+    concentration: float = 0.0
+    toward: Literal["component", "centre"] = "component"
+    spread_of: Literal["reference", "data"] = "reference"
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.anchor < 1.0 and self.spread >= 0.0):
-            raise InvalidInputError(f"anchor must be in [0, 1) and spread >= 0, got {self}")
+        if not (0.0 <= self.anchor < 1.0 and 0.0 <= self.concentration < 1.0):
+            raise InvalidInputError(
+                f"anchor and concentration must be in [0, 1) and spread >= 0, got {self}"
+            )
+        if self.spread < 0.0:
+            raise InvalidInputError(f"spread must be >= 0, got {self}")
+        if self.toward not in ("component", "centre") or self.spread_of not in (
+            "reference",
+            "data",
+        ):
+            raise InvalidInputError(
+                f"toward must be 'component' or 'centre' and spread_of 'reference' or 'data', "
+                f"got {self}"
+            )
 
 
 # Fitted to real recursive training (Kneser-Ney retraining of nine real-text candidates, five
@@ -291,7 +314,14 @@ class EmbeddingMixtureModel:
             raise NotFittedError("EmbeddingMixtureModel is not fitted: call fit() first")
         # GaussianMixture.sample draws from its own random_state: hand it one from our stream.
         self.gmm_.random_state = int(rng.integers(2**31 - 1))
-        points, _ = self.gmm_.sample(n)
+        points, labels = self.gmm_.sample(n)
+        if self.error.concentration:
+            centre = (
+                self.gmm_.means_[labels]
+                if self.error.toward == "component"
+                else self.gmm_.weights_ @ self.gmm_.means_
+            )
+            points = points - self.error.concentration * (points - centre)
         points = points[rng.permutation(n)]
         # Draws only when a constant is set, so the plain recursion's streams stay as they were.
         if self.error.anchor:
@@ -299,7 +329,11 @@ class EmbeddingMixtureModel:
             prompts = start[rng.choice(len(start), n, replace=n > len(start))]
             points = self.error.anchor * prompts + (1 - self.error.anchor) * points
         if self.error.spread:
-            scale = np.sqrt(np.diag(self.projected.cov))
+            scale = (
+                np.sqrt(np.diag(self.projected.cov))
+                if self.error.spread_of == "reference"
+                else _mixture_sd(self.gmm_)
+            )
             points = points + self.error.spread * scale * rng.standard_normal(points.shape)
         return points.astype(np.float32)
 
@@ -312,3 +346,10 @@ class EmbeddingMixtureModel:
         out = {m: np.array([raw[m] / base[m] if base[m] > 0 else np.nan]) for m in METRICS}
         out["divergence"] = np.array([self.projected.divergence(samples)])
         return out
+
+
+def _mixture_sd(gmm: GaussianMixture) -> np.ndarray:
+    """Per-dimension standard deviation of a full-covariance mixture (law of total variance)."""
+    mean = gmm.weights_ @ gmm.means_
+    second = np.einsum("k,kdd->d", gmm.weights_, gmm.covariances_) + gmm.weights_ @ gmm.means_**2
+    return np.sqrt(np.clip(second - mean**2, 0.0, None))
