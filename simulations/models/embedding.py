@@ -45,7 +45,8 @@ DESCRIPTIONS = {
     "recall": "recall / that of a fresh human sample of the same size (the mixture's; not "
     "validated: real retraining lowered recall of off-topic text further)",
     "precision": "precision / that of a fresh human sample of the same size (the mixture's; not "
-    "validated: real retraining raised precision where this lowers it)",
+    "validated: real retraining raised precision where this lowers it, and in the forecast's "
+    "projection human precision is near 1, leaving no room to rise)",
     "coverage": "coverage / that of a fresh human sample of the same size",
     "divergence": "Frechet (Gaussian W2^2) distance to the reference, in PCA space",
 }
