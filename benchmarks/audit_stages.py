@@ -106,6 +106,12 @@ def main() -> None:
             "candidate": name,
             "documents": len(texts),
             "decision": result.verdict.decision,
+            # Why: a verdict flips with the forecast's noise near its limits (README "Verdict
+            # policy"), so the numbers behind it are kept beside it.
+            "reasons": [
+                {"code": r.code, "value": r.value, "limit": r.limit} for r in result.verdict.reasons
+            ],
+            "relative_tail_coverage": result.forecast.relative_final_estimate().model_dump(),
             "cold_decision": cold_decision,
             **{f"{k}_s": v for k, v in stages.items()},
             "other_s": total - sum(stages.values()),
