@@ -129,9 +129,10 @@ def execute_audit(
         human=human_run(reference, info, plan, settings, projected),
         processes=settings.forecast_processes,
     )
-    relative = fc.relative_final()
-    # The forecast's interval over its chains: a shortfall inside it is noise, not collapse.
-    relative_high = fc.relative_final_estimate().high
+    # The forecast's point and its interval over the chains: a shortfall inside the interval is
+    # noise, not collapse.
+    relative_estimate = fc.relative_final_estimate()
+    relative, relative_high = relative_estimate.point, relative_estimate.high
     estimate = None if synthetic is None else synthetic.estimate
     out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
     unexplained = 0.0 if synthetic is None else synthetic.unexplained_fraction

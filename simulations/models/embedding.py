@@ -240,14 +240,11 @@ class RetrainingError:
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.anchor < 1.0 and 0.0 <= self.concentration < 1.0):
-            raise InvalidInputError(
-                f"anchor and concentration must be in [0, 1) and spread >= 0, got {self}"
-            )
+            raise InvalidInputError(f"anchor and concentration must be in [0, 1), got {self}")
         if self.spread < 0.0:
             raise InvalidInputError(f"spread must be >= 0, got {self}")
-        if self.toward not in ("component", "centre") or self.spread_of not in (
-            "reference",
-            "data",
+        if (self.toward, self.spread_of) not in (
+            (t, s) for t in ("component", "centre") for s in ("reference", "data")
         ):
             raise InvalidInputError(
                 f"toward must be 'component' or 'centre' and spread_of 'reference' or 'data', "
