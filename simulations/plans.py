@@ -57,29 +57,36 @@ class Forecast(Frozen):
         human = self.human[metric].bands[-1].mean
         return float(self.final(metric).mean / human) if human > 0 else float("nan")
 
+    def relative_final_errors(self, metric: str = "tail_coverage") -> tuple[float, float]:
+        """The relative standard errors (sem / mean) of the candidate's and the human start's
+        final chain means: combined in quadrature they are the ratio's (delta method; the two
+        run on separate random streams, so as independent). (0, 0) when a mean is not positive:
+        there is no ratio to widen then."""
+        cand, human = self.final(metric), self.human[metric].bands[-1]
+        if not (cand.mean > 0 and human.mean > 0):
+            return 0.0, 0.0
+        return cand.sem / cand.mean, human.sem / human.mean
+
     def relative_final_estimate(
         self, metric: str = "tail_coverage", level: float = 0.9
     ) -> Estimate:
         """`relative_final` with its interval over the chains: how far the forecast's own noise
         (finite samples, a few seeds, rounding the recursion amplifies) leaves the ratio open.
-
-        The candidate's and the human start's chains run on separate random streams, so the
-        ratio's standard error is the delta method's over two independent means; the interval
-        is Student's t with Welch-Satterthwaite degrees of freedom (two seeds give a wide one,
-        as they should: their standard error is itself a guess)."""
+        Student's t with Welch-Satterthwaite degrees of freedom over `relative_final_errors`:
+        two seeds give a wide interval, as they should (their standard error is itself a
+        guess)."""
         from scipy.stats import t as student_t
 
-        cand, human = self.final(metric), self.human[metric].bands[-1]
         point = self.relative_final(metric)
         method = "ratio of chain means, delta method, Student t"
-        a = cand.sem / cand.mean if cand.mean > 0 else 0.0  # relative standard errors
-        b = human.sem / human.mean
-        if not (math.isfinite(point) and math.isfinite(a + b) and min(cand.n, human.n) > 1):
+        a, b = self.relative_final_errors(metric)
+        n_cand, n_human = self.final(metric).n, self.human[metric].bands[-1].n
+        if not (math.isfinite(point) and math.isfinite(a + b) and min(n_cand, n_human) > 1):
             # One chain (or none finite): no spread to measure, the point alone decides.
             return Estimate(point=point, low=point, high=point, level=level, method=method)
         if a + b == 0:  # chains that all agree: nothing to widen by
             return Estimate(point=point, low=point, high=point, level=level, method=method)
-        df = (a**2 + b**2) ** 2 / (a**4 / (cand.n - 1) + b**4 / (human.n - 1))
+        df = (a**2 + b**2) ** 2 / (a**4 / (n_cand - 1) + b**4 / (n_human - 1))
         half = float(student_t.ppf((1 + level) / 2, df)) * point * math.hypot(a, b)
         return Estimate(
             point=point, low=max(point - half, 0.0), high=point + half, level=level, method=method

@@ -192,12 +192,8 @@ def relative_lower_bound(f: Forecast, z: float, metric: str = "tail_coverage") -
     """`f.relative_final(metric)` minus z standard errors: the candidate's and the human start's
     chain standard errors combined for their ratio (first order, as independent: their chains
     start from different data)."""
-    cand, human = f.final(metric), f.human[metric].bands[-1]
     relative = f.relative_final(metric)
-    if not (cand.mean > 0 and human.mean > 0):
-        return relative
-    se = relative * float(np.hypot(cand.sem / cand.mean, human.sem / human.mean))
-    return relative - z * se
+    return relative - z * relative * float(np.hypot(*f.relative_final_errors(metric)))
 
 
 def what_if_top_up(
