@@ -166,6 +166,7 @@ def execute_audit(
             feasible=found.feasible,
             achieved_relative=found.achieved_relative,
             target=found.target,
+            achieved_interval=found.forecast.relative_final_estimate(),
         )
     verdict = decide(
         policy,
@@ -176,6 +177,7 @@ def execute_audit(
         top_up_beta=None if top_up is None else top_up.beta,
         top_up_per_generation=None if top_up is None else top_up.documents_per_generation,
         top_up_feasible=top_up is not None and top_up.feasible,
+        top_up_relative=None if top_up is None else top_up.achieved_interval,
         out_of_domain=out_of_domain,
         unexplained=unexplained,
     )

@@ -22,9 +22,12 @@ Otherwise the forecast decides (`decide`):
 - top-up: outside those limits, but adding fresh human documents fixes it: enough to dilute the
   synthetic share below the limit, and the fresh fraction per generation that the simulator finds
   (`simulations.top_up.min_top_up`) within `max_top_up_fraction`.
-- reject: no allowed top-up brings the forecast back within the limit; but inconclusive instead
-  when the out-of-domain share's upper bound exceeds `max_out_of_domain_fraction` (the forecast
-  reads the reference's tails, and the shortfall may be the domain, not collapse).
+- reject: no allowed top-up brings the forecast back: even `max_top_up_fraction`'s interval
+  stays below the limit. Inconclusive instead when the out-of-domain share's upper bound exceeds
+  `max_out_of_domain_fraction` (the forecast reads the reference's tails, and the shortfall may be
+  the domain, not collapse), or when the largest top-up's interval reaches the limit though its
+  lower bound does not (`top-up-within-noise`: neither shown to work nor to fail; near that edge
+  the answer moved between top-up and reject with the CPU).
 """
 
 from __future__ import annotations
@@ -244,6 +247,7 @@ def decide(
     top_up_beta: float | None,
     top_up_per_generation: int | None,
     top_up_feasible: bool,
+    top_up_relative: Estimate | None = None,
     out_of_domain: Estimate | None = None,
     unexplained: float = 0.0,
 ) -> Verdict:
@@ -251,8 +255,10 @@ def decide(
     `relative_tail_coverage` is the forecast's final mean tail coverage / that of fresh human data
     under the plan, `relative_tail_coverage_high` its interval's upper end (None: the point
     alone decides); the top-up arguments describe the smallest fresh fraction the simulator found
-    (None when no search was needed); `out_of_domain` is the candidate's share outside the
-    reference's domain; `unexplained` the share the synthetic mixture does not explain."""
+    (None when no search was needed), `top_up_relative` the relative tail coverage its forecast
+    reaches, with its interval (None: an infeasible search rejects on its lower bound alone);
+    `out_of_domain` is the candidate's share outside the reference's domain; `unexplained` the
+    share the synthetic mixture does not explain."""
     early = early_verdict(
         policy, synthetic=synthetic, out_of_domain=out_of_domain, unexplained=unexplained
     )
@@ -316,36 +322,9 @@ def decide(
     per_generation = 0
     if not tail_ok:
         if not top_up_feasible or top_up_beta is None or top_up_beta > policy.max_top_up_fraction:
-            if out_of_domain is not None and out_of_domain.high > policy.max_out_of_domain_fraction:
-                # The forecast measures the reference's tails. When more of the candidate than
-                # the limit may lie outside the reference's domain, a shortfall no top-up fixes
-                # can be the domain, not collapse (human news of another outlet): cannot tell.
-                o = out_of_domain
-                reasons.append(
-                    Reason(
-                        code="forecast-out-of-domain",
-                        message=f"no fresh-human fraction up to {policy.max_top_up_fraction:.0%} "
-                        "per generation brings the forecast back, but up to "
-                        f"{o.high:.0%} of the candidate may lie outside the reference's domain "
-                        f"({o.level:.0%} interval {o.low:.0%}-{o.high:.0%}; limit "
-                        f"{policy.max_out_of_domain_fraction:.0%}), so the shortfall in the "
-                        "reference's tails may be the domain rather than collapse; audit against "
-                        "a reference of the candidate's own domain",
-                        value=o.high,
-                        limit=policy.max_out_of_domain_fraction,
-                    )
-                )
-                return Verdict(decision="inconclusive", reasons=tuple(reasons))
-            reasons.append(
-                Reason(
-                    code="top-up-insufficient",
-                    message="no fresh-human fraction up to "
-                    f"{policy.max_top_up_fraction:.0%} per generation brings the forecast back",
-                    value=top_up_beta,
-                    limit=policy.max_top_up_fraction,
-                )
+            return _no_top_up(
+                policy, reasons, top_up_beta, top_up_per_generation, top_up_relative, out_of_domain
             )
-            return Verdict(decision="reject", reasons=tuple(reasons))
         per_generation = top_up_per_generation or 0
         reasons.append(
             Reason(
@@ -371,3 +350,59 @@ def decide(
     return Verdict(
         decision="top-up", reasons=tuple(reasons), top_up_documents=max(dilute, per_generation)
     )
+
+
+def _no_top_up(
+    policy: Policy,
+    reasons: list[Reason],
+    beta: float | None,
+    per_generation: int | None,
+    relative: Estimate | None,
+    out_of_domain: Estimate | None,
+) -> Verdict:
+    """No allowed top-up can be shown to bring the forecast back: inconclusive when the domain
+    may explain the shortfall or the largest top-up's interval reaches the target, else reject."""
+    o, target = out_of_domain, policy.min_relative_tail_coverage
+    if o is not None and o.high > policy.max_out_of_domain_fraction:
+        # The forecast measures the reference's tails. When more of the candidate than the limit
+        # may lie outside the reference's domain, a shortfall no top-up fixes can be the domain,
+        # not collapse (human news of another outlet): cannot tell.
+        reason = Reason(
+            code="forecast-out-of-domain",
+            message=f"no fresh-human fraction up to {policy.max_top_up_fraction:.0%} per "
+            f"generation brings the forecast back, but up to {o.high:.0%} of the candidate may "
+            f"lie outside the reference's domain ({o.level:.0%} interval {o.low:.0%}-"
+            f"{o.high:.0%}; limit {policy.max_out_of_domain_fraction:.0%}), so the shortfall in "
+            "the reference's tails may be the domain rather than collapse; audit against a "
+            "reference of the candidate's own domain",
+            value=o.high,
+            limit=policy.max_out_of_domain_fraction,
+        )
+        return Verdict(decision="inconclusive", reasons=(*reasons, reason))
+    if (
+        relative is not None
+        and beta is not None
+        and beta <= policy.max_top_up_fraction
+        and relative.high >= target
+    ):
+        # Neither shown to work (its lower bound misses) nor shown to fail: near this edge the
+        # answer moved between top-up and reject with the CPU the forecast ran on.
+        reason = Reason(
+            code="top-up-within-noise",
+            message=f"the largest allowed fresh fraction, {beta:.0%} per generation "
+            f"({per_generation or 0} documents), brings the forecast to {relative.point:.2f} x "
+            f"human ({relative.level:.0%} interval {relative.low:.2f}-{relative.high:.2f}): "
+            f"whether it reaches {target:.2f} is inside the forecast's noise. Forecast with more "
+            "seeds to tell (e.g. --plan seeds=32), or allow a larger max_top_up_fraction",
+            value=relative.high,
+            limit=target,
+        )
+        return Verdict(decision="inconclusive", reasons=(*reasons, reason))
+    reason = Reason(
+        code="top-up-insufficient",
+        message=f"no fresh-human fraction up to {policy.max_top_up_fraction:.0%} per generation "
+        "brings the forecast back",
+        value=beta,
+        limit=policy.max_top_up_fraction,
+    )
+    return Verdict(decision="reject", reasons=(*reasons, reason))

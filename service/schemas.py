@@ -63,9 +63,13 @@ class CoverageMetrics(Frozen):
 class TopUpSearch(Frozen):
     beta: float
     documents_per_generation: int
-    feasible: bool
+    feasible: bool  # the forecast's lower bound at `beta` reaches the target
     achieved_relative: float
     target: float
+    # `achieved_relative` with its interval over the forecast's chains (None in audits stored
+    # before it was kept): an infeasible search whose interval reaches the target is a top-up
+    # the data cannot rule out (`top-up-within-noise`), not a reject.
+    achieved_interval: Estimate | None = None
 
 
 class SamplingInfo(Frozen):

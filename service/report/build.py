@@ -91,13 +91,20 @@ def report_data(
         ("policy", ", ".join(f"{k}={v}" for k, v in result.policy.model_dump().items())),
     ]
     if result.top_up is not None:
-        t = result.top_up
+        t, i = result.top_up, result.top_up.achieved_interval
+        interval = "" if i is None else f" ({i.level:.0%} interval {i.low:.2f}-{i.high:.2f})"
+        if t.feasible:
+            status = ""
+        elif i is not None and i.high >= t.target:
+            status = ": the target is within the forecast's noise, not shown"
+        else:
+            status = ": NOT feasible"
         facts.append(
             (
                 "top-up search",
                 f"beta={t.beta:.3f} ({t.documents_per_generation:,} docs/generation), "
-                f"reaches {t.achieved_relative:.2f} of human tail coverage "
-                f"(target {t.target:.2f}){'' if t.feasible else ': NOT feasible'}",
+                f"reaches {t.achieved_relative:.2f}{interval} of human tail coverage "
+                f"(target {t.target:.2f}){status}",
             )
         )
     facts += [("note", n) for n in result.notes]

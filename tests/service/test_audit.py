@@ -11,6 +11,7 @@ import pytest
 
 from detectors.embedding import Embedder, EmbeddingResult
 from detectors.errors import EmptyCorpusError
+from detectors.results import Estimate
 from service.audit import build_reference, execute_audit, run_audit
 from service.policy import Policy
 from service.settings import Settings
@@ -103,6 +104,10 @@ def test_fresh_articles_beat_a_tails_dropped_candidate(audit_env, corpus, embed_
     assert b.verdict.decision == "reject"
     assert {r.code for r in b.verdict.reasons} >= {"forecast-tail-coverage", "top-up-insufficient"}
     assert b.top_up is not None and not b.top_up.feasible
+    # Shown, not only missed on the lower bound: even the maximum's interval stays below 1.2.
+    reached = b.top_up.achieved_interval
+    assert reached is not None and reached.point == b.top_up.achieved_relative
+    assert reached.high < 1.2
     assert store.get_audit(b.id) == b  # persisted as returned
 
 
@@ -302,7 +307,6 @@ def test_early_verdict_skips_the_top_up_search_but_not_the_forecast(tmp_path, mo
     """The synthetic fraction and the domain reach the verdict; when they decide it alone, the
     top-up search is not run (the forecast still is: the result carries it)."""
     import service.audit as audit_module
-    from detectors.results import Estimate
     from service.schemas import SyntheticFraction
 
     def est(point, low, high):
@@ -317,8 +321,10 @@ def test_early_verdict_skips_the_top_up_search_but_not_the_forecast(tmp_path, mo
 
     def fake_search(reference, vectors, plan, *, target, max_beta, **kwargs):
         searches.append(target)
+        # Far below the target, interval and all: a shown shortfall.
+        interval = Estimate(point=0.5, low=0.45, high=0.55, level=0.9, method="test")
         return SimpleNamespace(
-            forecast=None,
+            forecast=SimpleNamespace(relative_final_estimate=lambda: interval),
             beta=max_beta,
             documents_per_generation=30,
             feasible=False,

@@ -335,3 +335,63 @@ def test_a_shortfall_inside_the_forecasts_noise_keeps_and_says_so():
     short = with_high(0.88, beta=0.125, per_gen=125)
     assert short.decision == "top-up" and short.top_up_documents == 125
     assert [r.code for r in short.reasons] == ["forecast-tail-coverage", "top-up-forecast"]
+
+
+def test_a_top_up_neither_shown_to_work_nor_to_fail_is_inconclusive():
+    """No fresh fraction up to the maximum can be shown to reach the target (its lower bound
+    misses), but the maximum's interval reaches it: the data cannot tell whether it suffices, so
+    inconclusive with the reason naming the noise and what decides it, not reject (which near
+    that edge moved with the CPU). An interval that stays below the target is a shown shortfall:
+    reject, as is a search without an interval."""
+
+    def at_max(relative: Estimate | None, synthetic=None, out_of_domain=None):
+        return decide(
+            POLICY,
+            n_documents=1000,
+            synthetic=synthetic or est(0.1, 0.05, 0.2),
+            relative_tail_coverage=0.77,
+            relative_tail_coverage_high=0.81,
+            top_up_beta=0.5,
+            top_up_per_generation=500,
+            top_up_feasible=False,
+            top_up_relative=relative,
+            out_of_domain=out_of_domain,
+        )
+
+    noisy = at_max(est(0.87, 0.83, 0.92))
+    assert noisy.decision == "inconclusive" and noisy.top_up_documents == 0
+    assert [r.code for r in noisy.reasons] == ["forecast-tail-coverage", "top-up-within-noise"]
+    assert noisy.reasons[-1].value == 0.92 and noisy.reasons[-1].limit == 0.9
+    message = noisy.reasons[-1].message
+    assert "50% per generation (500 documents)" in message and "0.83-0.92" in message
+    assert "seeds" in message and "max_top_up_fraction" in message  # what would decide it
+    # The edge itself counts as reached (the search's own rule: >= target).
+    assert at_max(est(0.86, 0.82, 0.9)).decision == "inconclusive"
+    short = at_max(est(0.8, 0.76, 0.85))
+    assert short.decision == "reject" and short.reasons[-1].code == "top-up-insufficient"
+    assert at_max(None).decision == "reject"
+    # The synthetic share's reason stays beside it.
+    both = at_max(est(0.87, 0.83, 0.92), synthetic=est(0.35, 0.3, 0.4))
+    assert [r.code for r in both.reasons] == [
+        "synthetic-fraction",
+        "forecast-tail-coverage",
+        "top-up-within-noise",
+    ]
+    # With the domain in doubt too, the domain is named first (the remedy differs).
+    outside = est(0.42, 0.3, 0.54)
+    doubt = at_max(est(0.87, 0.83, 0.92), out_of_domain=outside)
+    assert doubt.decision == "inconclusive"
+    assert doubt.reasons[-1].code == "forecast-out-of-domain"
+    # A top-up above the allowed maximum is not a top-up, whatever its interval.
+    over = decide(
+        POLICY,
+        n_documents=1000,
+        synthetic=est(0.1, 0.05, 0.2),
+        relative_tail_coverage=0.77,
+        relative_tail_coverage_high=0.81,
+        top_up_beta=0.75,
+        top_up_per_generation=750,
+        top_up_feasible=False,
+        top_up_relative=est(0.87, 0.83, 0.92),
+    )
+    assert over.decision == "reject"
