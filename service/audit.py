@@ -20,7 +20,7 @@ from detectors.index import local_search
 from detectors.reference import ReferenceCorpus
 from service.building import CHUNK_DOCUMENTS, build_staged
 from service.forecast_cache import human_run
-from service.policy import Policy, decide, early_verdict, tail_short
+from service.policy import Policy, Verdict, decide, early_verdict, tail_short
 from service.sampled import (
     draw_sample,
     sampling_info,
@@ -32,6 +32,7 @@ from service.schemas import (
     AuditResult,
     CoverageMetrics,
     ReferenceInfo,
+    SyntheticFraction,
     TailCoverage,
     TopUpSearch,
 )
@@ -40,6 +41,7 @@ from service.synthetic import estimate_synthetic, score_reference
 from simulations.chain_pool import start_workers
 from simulations.forecast import Forecast, Plan, forecast
 from simulations.models.embedding import ProjectedReference
+from simulations.results import Trajectory
 from simulations.top_up import min_top_up
 
 if TYPE_CHECKING:
@@ -119,68 +121,20 @@ def execute_audit(
     synthetic = widen_synthetic(synthetic, sampling.design_effect)
 
     projected = ProjectedReference.build(reference, seed=seed)
-    fc = forecast(
+    judged = forecast_verdict(
         reference,
         vectors,
-        plan,
+        plan=plan,
+        policy=policy,
+        synthetic=synthetic,
+        n_documents=len(sample),
         random_state=seed,
-        progress=stage("forecasting the plan") if stage else None,
         projected=projected,
         human=human_run(reference, info, plan, settings, projected),
         processes=settings.forecast_processes,
+        stage=stage,
     )
-    # The forecast's point and its interval over the chains: a shortfall inside the interval is
-    # noise, not collapse.
-    relative_estimate = fc.relative_final_estimate()
-    relative, relative_high = relative_estimate.point, relative_estimate.high
-    estimate = None if synthetic is None else synthetic.estimate
-    out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
-    unexplained = 0.0 if synthetic is None else synthetic.unexplained_fraction
-    # The search only matters when the forecast decides (not when the synthetic fraction or the
-    # domain already did).
-    decided = (
-        early_verdict(
-            policy, synthetic=estimate, out_of_domain=out_of_domain, unexplained=unexplained
-        )
-        is not None
-    )
-    top_up = None
-    top_up_forecast = None
-    if tail_short(policy, relative, relative_high) and not decided:
-        found = min_top_up(
-            reference,
-            vectors,
-            plan,
-            target=policy.min_relative_tail_coverage,
-            max_beta=policy.max_top_up_fraction,
-            random_state=seed,
-            base=fc,
-            projected=projected,
-            progress=stage("searching the smallest top-up") if stage else None,
-            processes=settings.forecast_processes,
-        )
-        top_up_forecast = found.forecast
-        top_up = TopUpSearch(
-            beta=found.beta,
-            documents_per_generation=found.documents_per_generation,
-            feasible=found.feasible,
-            achieved_relative=found.achieved_relative,
-            target=found.target,
-            achieved_interval=found.forecast.relative_final_estimate(),
-        )
-    verdict = decide(
-        policy,
-        n_documents=len(sample),
-        synthetic=estimate,
-        relative_tail_coverage=relative,
-        relative_tail_coverage_high=relative_high,
-        top_up_beta=None if top_up is None else top_up.beta,
-        top_up_per_generation=None if top_up is None else top_up.documents_per_generation,
-        top_up_feasible=top_up is not None and top_up.feasible,
-        top_up_relative=None if top_up is None else top_up.achieved_interval,
-        out_of_domain=out_of_domain,
-        unexplained=unexplained,
-    )
+    fc, top_up, verdict = judged.forecast, judged.top_up, judged.verdict
     tail = cov.tail_coverage
     result = AuditResult(
         id=uuid.uuid4().hex[:12],
@@ -221,8 +175,103 @@ def execute_audit(
         result=result,
         candidate_vectors=vectors,
         reference=reference,
-        top_up_forecast=top_up_forecast,
+        top_up_forecast=judged.top_up_forecast,
     )
+
+
+@dataclass(frozen=True)
+class ForecastVerdict:
+    """What the forecast stage decides: the forecast, the top-up search (None when not
+    needed), the forecast under the top-up it found, and the verdict."""
+
+    forecast: Forecast
+    top_up: TopUpSearch | None
+    top_up_forecast: Forecast | None
+    verdict: Verdict
+
+
+def forecast_verdict(
+    reference: ReferenceCorpus,
+    vectors: np.ndarray,
+    *,
+    plan: Plan,
+    policy: Policy,
+    synthetic: SyntheticFraction | None,
+    n_documents: int,
+    random_state: int,
+    projected: ProjectedReference,
+    human: dict[str, Trajectory],
+    processes: int,
+    stage: Callable[[str], Progress] | None = None,
+) -> ForecastVerdict:
+    """The audit after the synthetic stage: forecast `plan` from the candidate's vectors, search
+    the smallest top-up when the forecast shows a shortfall the synthetic fraction and the domain
+    did not already decide, and decide (`n_documents`: the audited sample's size, for the
+    dilution count). `human` is the plan's human start with `random_state`
+    (`human_run`); `benchmarks/verdict_edge.py` runs it over random states."""
+    fc = forecast(
+        reference,
+        vectors,
+        plan,
+        random_state=random_state,
+        progress=stage("forecasting the plan") if stage else None,
+        projected=projected,
+        human=human,
+        processes=processes,
+    )
+    # The forecast's point and its interval over the chains: a shortfall inside the interval is
+    # noise, not collapse.
+    relative_estimate = fc.relative_final_estimate()
+    relative, relative_high = relative_estimate.point, relative_estimate.high
+    estimate = None if synthetic is None else synthetic.estimate
+    out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
+    unexplained = 0.0 if synthetic is None else synthetic.unexplained_fraction
+    # The search only matters when the forecast decides (not when the synthetic fraction or the
+    # domain already did).
+    decided = (
+        early_verdict(
+            policy, synthetic=estimate, out_of_domain=out_of_domain, unexplained=unexplained
+        )
+        is not None
+    )
+    top_up = None
+    top_up_forecast = None
+    if tail_short(policy, relative, relative_high) and not decided:
+        found = min_top_up(
+            reference,
+            vectors,
+            plan,
+            target=policy.min_relative_tail_coverage,
+            max_beta=policy.max_top_up_fraction,
+            random_state=random_state,
+            base=fc,
+            projected=projected,
+            progress=stage("searching the smallest top-up") if stage else None,
+            processes=processes,
+        )
+        top_up_forecast = found.forecast
+        top_up = TopUpSearch(
+            beta=found.beta,
+            documents_per_generation=found.documents_per_generation,
+            feasible=found.feasible,
+            achieved_relative=found.achieved_relative,
+            target=found.target,
+            achieved_interval=found.forecast.relative_final_estimate(),
+        )
+    verdict = decide(
+        policy,
+        n_documents=n_documents,
+        synthetic=estimate,
+        relative_tail_coverage=relative,
+        relative_tail_coverage_high=relative_high,
+        top_up_beta=None if top_up is None else top_up.beta,
+        top_up_per_generation=None if top_up is None else top_up.documents_per_generation,
+        top_up_feasible=top_up is not None and top_up.feasible,
+        top_up_relative=None if top_up is None else top_up.achieved_interval,
+        out_of_domain=out_of_domain,
+        unexplained=unexplained,
+    )
+    return ForecastVerdict(fc, top_up, top_up_forecast, verdict)
 
 
 def run_audit(
