@@ -148,12 +148,20 @@ def top_up(
         replaced = [
             tail(chain(start, "replace", 0.0, s)[-1]) / human_final[s] for s in range(args.seeds)
         ]
+        # What the verdict makes of the search (README "Verdict policy"): a top-up shown to work,
+        # one neither shown to work nor to fail (inconclusive), or a shortfall shown (reject).
+        interval = found.forecast.relative_final_estimate()
+        outcome = (
+            "top-up" if found.feasible else "within noise" if interval.high >= target else "short"
+        )
         row = {
             "candidate": name,
             "forecast_relative_final": base.relative_final(),
             "beta": found.beta,
             "feasible": found.feasible,
+            "outcome": outcome,
             "forecast_relative_with_top_up": found.achieved_relative,
+            "forecast_interval_with_top_up": [interval.low, interval.high],
             "actual_relative_without": float(np.mean(replaced)),
             "actual_relative_with_top_up": float(np.mean(finals)),
             "actual_relative_with_top_up_sd": float(np.std(finals, ddof=1)),
@@ -162,8 +170,8 @@ def top_up(
         rows.append(row)
         print(
             f"| {name} | {row['forecast_relative_final']:.2f} | {found.beta:.3f} "
-            f"({'feasible' if found.feasible else 'infeasible'}) | "
-            f"{row['forecast_relative_with_top_up']:.2f} | {row['actual_relative_without']:.2f} | "
+            f"({outcome}) | {row['forecast_relative_with_top_up']:.2f} "
+            f"[{interval.low:.2f}, {interval.high:.2f}] | {row['actual_relative_without']:.2f} | "
             f"{row['actual_relative_with_top_up']:.2f} "
             f"+- {row['actual_relative_with_top_up_sd']:.2f} |",
             flush=True,

@@ -264,12 +264,23 @@ def test_the_top_up_forecast_is_the_forecast_of_its_beta(
     generation measured, equal to the last digit to forecasting that beta."""
     monkeypatch.setattr(top_up, "DEFERRED_BYTES", deferred_bytes)
     plan = Plan(generations=3, samples=150, seeds=4)
-    base = forecast(toy_reference, toy_candidate, plan, random_state=1)
-    target = min(1.5, base.relative_final() + 0.05)  # just out of reach: the search runs
-    top = min_top_up(toy_reference, toy_candidate, plan, target=target, random_state=1, base=base)
+    # The toy's tail coverage falls to ~0.05 after one generation, so its ratio to the human
+    # start is mostly noise and moves with the CPU's rounding (0.5-2.3 over random states on
+    # one machine). What this test needs is a search that runs: the first random state whose
+    # ratio leaves room for a target above it (the largest target is 1.5).
+    for seed in range(10):
+        base = forecast(toy_reference, toy_candidate, plan, random_state=seed)
+        if base.relative_final() + 0.05 <= 1.5:
+            break
+    else:
+        pytest.fail("no random state of 10 leaves the toy's ratio below 1.45")
+    target = base.relative_final() + 0.05  # just out of reach: the search runs
+    top = min_top_up(
+        toy_reference, toy_candidate, plan, target=target, random_state=seed, base=base
+    )
     assert top.beta > 0
     at_beta = plan.model_copy(update={"policy": "keep-real", "beta": top.beta})
-    want = forecast(toy_reference, toy_candidate, at_beta, random_state=1, human=base.human)
+    want = forecast(toy_reference, toy_candidate, at_beta, random_state=seed, human=base.human)
     assert top.forecast.plan == want.plan
     assert top.forecast.trajectories == want.trajectories
     assert top.forecast.human == base.human
