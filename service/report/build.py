@@ -93,9 +93,11 @@ def report_data(
     if result.top_up is not None:
         t, i = result.top_up, result.top_up.achieved_interval
         interval = "" if i is None else f" ({i.level:.0%} interval {i.low:.2f}-{i.high:.2f})"
+        # The verdict's reading of the search (service.policy), not a second copy of its rule.
+        codes = {r.code for r in result.verdict.reasons}
         if t.feasible:
             status = ""
-        elif i is not None and i.high >= t.target:
+        elif "top-up-within-noise" in codes:
             status = ": the target is within the forecast's noise, not shown"
         else:
             status = ": NOT feasible"
