@@ -30,11 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recursion_truth import POLICIES, setup  # sibling script: benchmarks/ is on path
+from recursion_truth import POLICIES, CandidateForecasts  # sibling script: benchmarks/ is on path
 from scipy.stats import spearmanr
 
-from simulations.forecast import Forecast, Plan, forecast
-from simulations.models.embedding import ProjectedReference, RetrainingError
+from simulations.models.embedding import RetrainingError
 
 ANCHORS = (0.0, 0.2, 0.4, 0.6, 0.8)
 SPREADS = (0.0, 0.2, 0.4, 0.7, 1.0)
@@ -79,37 +78,18 @@ def grid(part: int, parts: int, out: Path, *, fine: bool, points: list | None = 
     ]
     if not todo:
         return
-    su = setup(blocks)
-    vectors = {name: su.embed(start) for name, start in su.cands.items()}
-    proj = ProjectedReference.build(su.reference, seed=su.settings.random_state)
+    cf = CandidateForecasts.build(blocks)
     humans: dict[tuple, dict] = {}  # the human run per (constants, plan it is relative to)
     t0 = time.perf_counter()
     for anchor, spread, t in todo:
         error = RetrainingError(anchor=anchor, spread=spread)
-
-        def run(
-            policy: str,
-            beta: float,
-            name: str,
-            human: dict | None = None,
-            error: RetrainingError = error,
-        ) -> Forecast:
-            plan = Plan(generations=5, samples=blocks, policy=policy, beta=beta)  # type: ignore[arg-type]
-            return forecast(
-                su.reference,
-                vectors[name],
-                plan,
-                random_state=su.settings.random_state,
-                projected=proj,
-                human=human,
-                error=error,
-            )
-
         base_key = (anchor, spread, t["relative_to"])
         if base_key not in humans:
             beta0 = dict(POLICIES)[t["relative_to"]]
-            humans[base_key] = run(t["relative_to"], beta0, t["candidate"]).human
-        f = run(t["policy"], t["beta"], t["candidate"], humans[base_key])
+            humans[base_key] = cf.forecast(
+                t["candidate"], t["relative_to"], beta0, error=error
+            ).human
+        f = cf.forecast(t["candidate"], t["policy"], t["beta"], error=error, human=humans[base_key])
         rows.append(
             dict(
                 t,

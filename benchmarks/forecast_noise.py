@@ -20,11 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from fit_forecast import score  # sibling scripts: benchmarks/ is on path
-from recursion_truth import POLICIES, setup
+from recursion_truth import POLICIES, CandidateForecasts
 
 import simulations.models.embedding as embedding_model
-from simulations.forecast import Plan, forecast
-from simulations.models.embedding import ProjectedReference
 
 RESULTS = Path("benchmarks/results")
 TRUTHS = {
@@ -62,9 +60,8 @@ def main() -> None:
     ap.add_argument("--tols", default="1e-3", help="EM tolerances, comma-separated")
     ap.add_argument("--out", type=Path, default=RESULTS / "forecast_noise.json")
     args = ap.parse_args()
-    su = setup(400)
-    vectors = {name: su.embed(start) for name, start in su.cands.items()}
-    proj = ProjectedReference.build(su.reference, seed=su.settings.random_state)
+    cf = CandidateForecasts.build(400)
+    vectors = cf.vectors
     rows: list[dict] = []
     t0 = time.perf_counter()
     for tol in (float(t) for t in args.tols.split(",")):
@@ -72,12 +69,9 @@ def main() -> None:
         embedding_model._first_fits.clear()
         for state in range(args.states):
             for policy, beta in POLICIES:
-                plan = Plan(generations=5, samples=400, policy=policy, beta=beta)
                 human = None
-                for name, v in vectors.items():
-                    f = forecast(
-                        su.reference, v, plan, random_state=state, projected=proj, human=human
-                    )
+                for name in vectors:
+                    f = cf.forecast(name, policy, beta, human=human, random_state=state)
                     human = f.human  # the same for every candidate of this plan and state
                     rows.append(
                         {

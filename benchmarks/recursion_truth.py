@@ -59,6 +59,9 @@ from service.policy import Policy
 from service.settings import Settings
 from simulations.forecast import Plan, forecast
 from simulations.ground_truth import blocks_of, recursive_outputs
+from simulations.models.embedding import RETRAINING_ERROR, ProjectedReference, RetrainingError
+from simulations.plans import Forecast
+from simulations.results import Trajectory
 from simulations.text import Vocabulary, tokenize
 from simulations.top_up import min_top_up
 
@@ -347,6 +350,50 @@ def setup(blocks: int) -> Setup:
     human_starts = [fresh_pool[part] for part in drawn.reshape(HUMAN_STARTS, blocks)]
     human_pool = blocks_of(vocab, cand_docs)
     return Setup(settings, vocab, embed, reference, cands, fresh_pool, human_starts, human_pool)
+
+
+@dataclass(frozen=True)
+class CandidateForecasts:
+    """The candidates' generation-0 vectors and the reference's projection, to forecast each of
+    them under a plan of the benchmark's shape (five generations of `blocks` samples): what
+    `fit_forecast.py`, `forecast_noise.py` and `retraining_error_variants.py` compare with the
+    truth."""
+
+    setup: Setup
+    vectors: dict[str, np.ndarray]
+    projected: ProjectedReference
+    blocks: int
+
+    @classmethod
+    def build(cls, blocks: int) -> CandidateForecasts:
+        su = setup(blocks)
+        vectors = {name: su.embed(start) for name, start in su.cands.items()}
+        projected = ProjectedReference.build(su.reference, seed=su.settings.random_state)
+        return cls(su, vectors, projected, blocks)
+
+    def forecast(
+        self,
+        candidate: str,
+        policy: str,
+        beta: float,
+        *,
+        error: RetrainingError = RETRAINING_ERROR,
+        human: dict[str, Trajectory] | None = None,
+        random_state: int | None = None,
+    ) -> Forecast:
+        """`candidate` forecast under `policy` and `beta`; `human` the plan's human start if
+        already known (a forecast's `.human`), `random_state` the settings' unless given."""
+        plan = Plan(generations=5, samples=self.blocks, policy=policy, beta=beta)  # type: ignore[arg-type]
+        seed = self.setup.settings.random_state if random_state is None else random_state
+        return forecast(
+            self.setup.reference,
+            self.vectors[candidate],
+            plan,
+            random_state=seed,
+            projected=self.projected,
+            human=human,
+            error=error,
+        )
 
 
 def main() -> None:

@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recursion_truth import setup  # sibling script: benchmarks/ is on path
+from recursion_truth import CandidateForecasts  # sibling script: benchmarks/ is on path
 from scipy.stats import spearmanr
 
-from simulations.forecast import Plan, forecast
-from simulations.models.embedding import RETRAINING_ERROR, ProjectedReference, RetrainingError
+from simulations.models.embedding import RETRAINING_ERROR, RetrainingError
 from simulations.results import Trajectory
 
 RESULTS = Path("benchmarks/results")
@@ -80,10 +79,8 @@ def run(variants: list[str], out: Path) -> None:
     blocks = 400  # the truth's blocks per candidate (recursion_truth.py's default)
     kept = json.loads(out.read_text()) if out.exists() else {"variants": []}
     done = {v["variant"] for v in kept["variants"]}
-    su = setup(blocks)
-    vectors = {name: su.embed(start) for name, start in su.cands.items()}
-    proj = ProjectedReference.build(su.reference, seed=su.settings.random_state)
-    seed = su.settings.random_state
+    cf = CandidateForecasts.build(blocks)
+    vectors, proj, seed = cf.vectors, cf.projected, cf.setup.settings.random_state
     kept["headroom"] = {
         "human_sample_precision": proj.baseline(blocks, seed)["precision"],
         "generation_0_precision": {
@@ -96,24 +93,12 @@ def run(variants: list[str], out: Path) -> None:
         humans: dict[str, dict[str, Trajectory]] = {}
         rows = []
         for r in truth:
-            plan = Plan(generations=5, samples=blocks, policy=r["policy"], beta=r["beta"])
             if r["policy"] not in humans:  # the yardstick: the same plan from human data
-                humans[r["policy"]] = forecast(
-                    su.reference,
-                    vectors[r["candidate"]],
-                    plan,
-                    random_state=seed,
-                    projected=proj,
-                    error=error,
+                humans[r["policy"]] = cf.forecast(
+                    r["candidate"], r["policy"], r["beta"], error=error
                 ).human
-            f = forecast(
-                su.reference,
-                vectors[r["candidate"]],
-                plan,
-                random_state=seed,
-                projected=proj,
-                human=humans[r["policy"]],
-                error=error,
+            f = cf.forecast(
+                r["candidate"], r["policy"], r["beta"], error=error, human=humans[r["policy"]]
             )
             rows.append(
                 {
