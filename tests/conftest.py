@@ -71,16 +71,24 @@ def embedder():
     return Embedder()
 
 
+# Texts per cache file. Two workers asking for the same corpus at once (the Wikipedia paragraphs,
+# the BBC sample) split it: each embeds the chunks nobody has started, then reads the other's.
+CHUNK = 128
+
+
 @pytest.fixture(scope="session")
 def embed_cached(embedder) -> Callable[[Sequence[str]], np.ndarray]:
     """Embed texts with the real model, each distinct text once per session.
 
     Tests embed overlapping slices of the same corpora (BBC articles in other orders, the same
     SmolLM2 rows): vectors are remembered per text, so only texts this session has not embedded
-    yet go through the model. Whole calls are also cached on disk for a developer's re-run.
+    yet go through the model. On disk, a call's texts are cached in chunks of `CHUNK` (for a
+    developer's re-run, and so that pytest-xdist workers share the work instead of one waiting
+    for the other's whole call).
     """
     import sentence_transformers
     import torch
+    from filelock import Timeout
 
     setup = hashlib.sha256()
     versions = (sentence_transformers.__version__, torch.__version__)
@@ -93,30 +101,45 @@ def embed_cached(embedder) -> Callable[[Sequence[str]], np.ndarray]:
         digest.update(text.encode())
         return digest.digest()
 
+    def chunk_path(keys: Sequence[bytes]) -> Path:
+        return CACHE_DIR / f"{hashlib.sha256(b''.join(keys)).hexdigest()[:32]}.npy"
+
+    def load_or_embed(path: Path, keys: Sequence[bytes], texts: Sequence[str]) -> None:
+        """The chunk's vectors into `known`: from its file, or embedded now and saved (the
+        caller holds the chunk's lock)."""
+        if path.is_file():
+            known.update(zip(keys, np.load(path), strict=True))
+            return
+        todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        if todo:
+            fresh = embedder.embed(list(todo.values())).vectors
+            known.update(zip(todo, fresh, strict=True))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, np.stack([known[key] for key in keys]))
+        os.replace(tmp, path)  # atomic: a reader never sees a partial file
+
     def embed(texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return embedder.embed([]).vectors  # the embedder's own empty-input error
         keys = [text_key(t) for t in texts]
-        calls = setup.copy()
-        for key in keys:
-            calls.update(key)
-        path = CACHE_DIR / f"{calls.hexdigest()[:32]}.npy"
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        # One worker embeds a call; another asking for the same call waits and reads its file.
-        with FileLock(path.with_suffix(".lock")):
-            if path.is_file():
-                vectors = np.load(path)
-                known.update(zip(keys, vectors, strict=True))
-                return vectors
-            todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
-            if todo:
-                fresh = embedder.embed(list(todo.values())).vectors
-                known.update(zip(todo, fresh, strict=True))
-            vectors = np.stack([known[key] for key in keys])
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, vectors)
-            os.replace(tmp, path)  # atomic: a reader never sees a partial file
-        return vectors
+        # The same call makes the same chunks in every worker, whatever each already knows.
+        chunks = [range(i, min(i + CHUNK, len(keys))) for i in range(0, len(keys), CHUNK)]
+        waiting = []
+        for chunk in chunks:  # first pass: the chunks no other worker is embedding
+            ck, ct = [keys[i] for i in chunk], [texts[i] for i in chunk]
+            if all(key in known for key in ck):
+                continue
+            path = chunk_path(ck)
+            try:
+                with FileLock(path.with_suffix(".lock"), timeout=0):
+                    load_or_embed(path, ck, ct)
+            except Timeout:
+                waiting.append((path, ck, ct))
+        for path, ck, ct in waiting:  # then the others', once their worker is done
+            with FileLock(path.with_suffix(".lock")):
+                load_or_embed(path, ck, ct)  # embeds it only if that worker died
+        return np.stack([known[key] for key in keys])
 
     return embed
 
