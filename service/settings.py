@@ -117,6 +117,16 @@ class Settings(BaseSettings):
         "one and persistent spawned workers; the same numbers with any count). Default: the "
         "usable cores, at most 8.",
     )
+    edge_seeds: int = Field(
+        default=32,
+        ge=0,
+        le=256,
+        description="Seeds an audit forecasts again with when its plan has fewer and its "
+        "verdict rests on the largest allowed top-up's forecast near the target (within two "
+        "half-widths of its interval; `service.audit.more_seeds`): at 8 seeds two random "
+        "states could give opposite verdicts there, at 32 none did "
+        "(benchmarks/verdict_edge.py). 0: never forecast again.",
+    )
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     tail_quantile: float = Field(default=0.1, gt=0, lt=1)
     policy: Policy = Field(default_factory=Policy)

@@ -12,11 +12,21 @@ import pytest
 from detectors.embedding import Embedder, EmbeddingResult
 from detectors.errors import EmptyCorpusError
 from detectors.results import Estimate
-from service.audit import build_reference, execute_audit, run_audit
-from service.policy import Policy
+from service.audit import (
+    ForecastVerdict,
+    build_reference,
+    execute_audit,
+    forecast_verdict,
+    more_seeds,
+    run_audit,
+)
+from service.forecast_cache import human_run
+from service.policy import Policy, Reason, Verdict
+from service.schemas import TopUpSearch
 from service.settings import Settings
 from service.store import ConflictError, NotFoundError, Store
-from simulations.forecast import Plan
+from simulations.forecast import Forecast, Plan
+from simulations.models.embedding import ProjectedReference
 
 pytestmark = pytest.mark.slow
 PLAN = Plan(generations=3, samples=200, seeds=4)
@@ -77,19 +87,27 @@ def test_reference_is_stored_and_survives_a_restart(audit_env, corpus):
         store.reference_info("nope")
 
 
-def test_fresh_articles_beat_a_tails_dropped_candidate(audit_env, corpus, embed_cached):
+@pytest.fixture(scope="module")
+def by_radius(audit_env, corpus, embed_cached):
+    """The 400 unseen articles, nearest the reference's dense core first: a prefix is a
+    candidate with the reference's tails dropped."""
+    store = audit_env[1]
+    pool = corpus[1]
+    _, reference = store.load_reference("bbc")
+    radius = reference.neighbours(embed_cached(pool))[0][:, -1]
+    return [pool[i] for i in np.argsort(radius)]
+
+
+def test_fresh_articles_beat_a_tails_dropped_candidate(audit_env, corpus, by_radius):
     settings, store, embedder, _ = audit_env
     pool = corpus[1]
     fresh = execute_audit(
         store, "bbc", iter(pool[:200]), embedder=embedder, settings=settings, plan=PLAN
     )
-    _, reference = store.load_reference("bbc")
-    radius = reference.neighbours(embed_cached(pool))[0][:, -1]
-    core_texts = [pool[i] for i in np.argsort(radius)[:200]]
     core = execute_audit(
         store,
         "bbc",
-        core_texts,
+        by_radius[:200],
         embedder=embedder,
         settings=settings,
         plan=PLAN,
@@ -109,6 +127,101 @@ def test_fresh_articles_beat_a_tails_dropped_candidate(audit_env, corpus, embed_
     assert reached is not None and reached.point == b.top_up.achieved_relative
     assert reached.high < 1.2
     assert store.get_audit(b.id) == b  # persisted as returned
+
+
+def test_a_top_up_within_noise_is_forecast_again_with_more_seeds(audit_env, by_radius):
+    """A target inside the largest top-up's interval (its lower bound misses the target, its
+    upper end reaches it): at the plan's 4 seeds the verdict is `top-up-within-noise`. With
+    `edge_seeds` the audit runs the forecast stage again with that many, records the
+    plan it used and says why, and decides as the stage does at that plan."""
+    settings, store, embedder, info = audit_env
+    # The core 100: the forecast alone reads about 0.67 x human (interval 0.51-0.83), the top-up
+    # at max_top_up_fraction about 0.92 (0.77-1.07), so a target between them exists.
+    core_texts = by_radius[:100]
+
+    def audit(policy: Policy, seeds: int):
+        return execute_audit(
+            store,
+            "bbc",
+            core_texts,
+            embedder=embedder,
+            settings=settings.model_copy(update={"edge_seeds": seeds}),
+            plan=PLAN,
+            policy=policy,
+        ).result
+
+    probe = audit(Policy(min_relative_tail_coverage=1.2), 0)  # the largest top-up's interval
+    assert probe.top_up is not None and probe.top_up.achieved_interval is not None
+    reached = probe.top_up.achieved_interval
+    target = (reached.point + reached.high) / 2
+    assert probe.forecast.relative_final_estimate().high < target  # the forecast alone is short
+    policy = Policy(min_relative_tail_coverage=target)
+
+    noisy = audit(policy, 0)
+    assert noisy.verdict.decision == "inconclusive"
+    assert noisy.verdict.reasons[-1].code == "top-up-within-noise"
+    assert noisy.plan == PLAN and not any("forecast again" in n for n in noisy.notes)
+    judged = ForecastVerdict(noisy.forecast, noisy.top_up, None, noisy.verdict)
+    assert more_seeds(judged, PLAN, policy, 4) is None  # the plan already has that many
+
+    again = audit(policy, 16)
+    more = Plan(generations=PLAN.generations, samples=PLAN.samples, seeds=16)
+    assert more_seeds(judged, PLAN, policy, 16) == more
+    assert again.plan == more and again.forecast.plan == more
+    assert f"target at {PLAN.seeds} seeds: forecast again with 16" in " ".join(again.notes)
+    _, reference = store.load_reference("bbc")
+    projected = ProjectedReference.build(reference, seed=settings.random_state)
+    stage = forecast_verdict(
+        reference,
+        embedder.embed(core_texts).vectors,
+        plan=more,
+        policy=policy,
+        synthetic=again.synthetic_fraction,
+        n_documents=len(core_texts),
+        random_state=settings.random_state,
+        projected=projected,
+        human=human_run(reference, info, more, settings, projected),
+        processes=settings.forecast_processes,
+    )
+    assert again.verdict == stage.verdict and again.top_up == stage.top_up
+    assert again.forecast.trajectories == stage.forecast.trajectories
+    assert store.get_audit(again.id) == again
+
+
+def test_more_seeds_only_at_the_edge_of_the_largest_top_up():
+    """Forecast again when the verdict rests on max_top_up_fraction's forecast within two of its
+    half-widths of the target (half-width 0.04 here, target 0.9): top-up, within noise or
+    reject alike; not for a smaller top-up, a shortfall far from the target, a verdict the
+    forecast did not reach or a domain in doubt."""
+    policy = Policy()  # target 0.9, max_top_up_fraction 0.5
+    plan = Plan(generations=2, samples=60, seeds=8)
+
+    def stage(point, beta=0.5, codes=("forecast-tail-coverage",), decision="reject"):
+        reached = Estimate(point=point, low=point - 0.04, high=point + 0.04, level=0.9, method="t")
+        top_up = TopUpSearch(
+            beta=beta,
+            documents_per_generation=30,
+            feasible=point - 0.04 >= 0.9,
+            achieved_relative=point,
+            target=0.9,
+            achieved_interval=reached,
+        )
+        reasons = tuple(Reason(code=c, message=c) for c in codes)
+        verdict = Verdict(decision=decision, reasons=reasons)
+        return ForecastVerdict(cast(Forecast, None), top_up, None, verdict)
+
+    more = Plan(generations=2, samples=60, seeds=32)
+    for point in (0.83, 0.86, 0.9, 0.95, 0.97):  # |point - 0.9| < 0.08
+        assert more_seeds(stage(point), plan, policy, 32) == more
+        assert more_seeds(stage(point), plan, policy, 8) is None  # the plan has as many
+        assert more_seeds(stage(point), plan, policy, 0) is None
+    for point in (0.7, 0.81, 0.99, 1.1):
+        assert more_seeds(stage(point), plan, policy, 32) is None
+    assert more_seeds(stage(0.93, beta=0.375), plan, policy, 32) is None
+    doubt = ("forecast-tail-coverage", "forecast-out-of-domain")
+    assert more_seeds(stage(0.88, codes=doubt, decision="inconclusive"), plan, policy, 32) is None
+    early = ForecastVerdict(cast(Forecast, None), None, None, Verdict(decision="keep", reasons=()))
+    assert more_seeds(early, plan, policy, 32) is None
 
 
 def test_large_input_is_sampled_and_the_sample_size_stated(audit_env, corpus):
