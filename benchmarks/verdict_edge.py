@@ -23,7 +23,9 @@ Two measurements:
    under this rule and under the previous one (no interval for the search: reject), and how many
    pairs of random states give opposite verdicts (top-up against reject). Where the default
    plan's verdict was not top-up or keep, the same with `--more-seeds` chains (the remedy the
-   verdict names). About 15 minutes.
+   verdict names). And the audit's own rule (`service.audit.more_seeds`, in `execute_audit`):
+   each state's verdict after the stage is run again with `--more-seeds` chains where it rests
+   on the largest top-up's forecast near the target. About 15-20 minutes.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def over_random_states(seeds: int, more_seeds: int) -> list[dict]:
 
     from detectors.corpora import bbc_news
     from detectors.embedding import Embedder
-    from service.audit import build_reference, execute_audit, forecast_verdict
+    from service.audit import ForecastVerdict, build_reference, execute_audit, forecast_verdict
+    from service.audit import more_seeds as more_seeds_at_edge
     from service.settings import Settings
     from service.store import Store
     from simulations.forecast import Plan, human_start
@@ -119,15 +122,12 @@ def over_random_states(seeds: int, more_seeds: int) -> list[dict]:
         texts = [pool[i] for i in rng.choice(len(pool), n, replace=False)]
         run = execute_audit(store, "bbc", texts, embedder=embedder, settings=settings)
         print(f"{name}: audit {run.result.verdict.decision}", flush=True)
-        # The remedy the verdict names (more seeds), tried where the default plan was not sure.
-        for chains in (plan.seeds, more_seeds):
-            if chains != plan.seeds and all(
-                r["decision"] in ("keep", "top-up") for r in rows if r["candidate"] == name
-            ):
-                continue
-            at = plan.model_copy(update={"seeds": chains})
-            for seed in range(seeds):
+        judged_at: dict[tuple[int, int], tuple[ForecastVerdict, float]] = {}
+
+        def judge(chains: int, seed: int, run=run, judged_at=judged_at):
+            if (chains, seed) not in judged_at:
                 t0 = time.perf_counter()
+                at = plan.model_copy(update={"seeds": chains})
                 projected = ProjectedReference.build(reference, seed=seed)
                 start = human_start(
                     reference,
@@ -148,9 +148,26 @@ def over_random_states(seeds: int, more_seeds: int) -> list[dict]:
                     human=start,
                     processes=settings.forecast_processes,
                 )
+                judged_at[chains, seed] = judged, time.perf_counter() - t0
+            return judged_at[chains, seed]
+
+        # The remedy the verdict names (more seeds), tried where the default plan was not sure.
+        for chains in (plan.seeds, more_seeds):
+            if chains != plan.seeds and all(
+                r["decision"] in ("keep", "top-up") for r in rows if r["candidate"] == name
+            ):
+                continue
+            for seed in range(seeds):
+                judged, seconds = judge(chains, seed)
                 synthetic = run.result.synthetic_fraction
                 rows.append(_row(name, seed, judged, policy, len(texts), synthetic))
-                rows[-1]["seconds"] = time.perf_counter() - t0
+                rows[-1]["seconds"] = seconds
+                # The product's rule (`execute_audit`): the stage again with more chains when
+                # the verdict rests on the largest top-up's forecast near the target.
+                more = more_seeds_at_edge(judged, judged.forecast.plan, policy, more_seeds)
+                again = judged if more is None else judge(more.seeds, seed)[0]
+                rows[-1]["forecast_again"] = more is not None
+                rows[-1]["product_decision"] = again.verdict.decision
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -219,9 +236,11 @@ def main() -> None:
     states = over_random_states(args.states, args.more_seeds)
     print(
         "\n| candidate | verdicts, this rule | verdicts, previous rule | opposite pairs: "
-        "this / previous | base forecast over states | largest beta's point, high |"
+        "this / previous | base forecast over states | largest beta's point, high | "
+        "the audit's verdicts (forecast again at the edge) | states forecast again | "
+        "opposite pairs |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, chains in dict.fromkeys((r["candidate"], r["seeds"]) for r in states):
         sel = [r for r in states if r["candidate"] == name and r["seeds"] == chains]
         now = Counter(r["decision"] for r in sel)
@@ -233,7 +252,10 @@ def main() -> None:
             f"| {name}, {chains} seeds | {dict(now)} | {dict(before)} | "
             f"{opposite_pairs([r['decision'] for r in sel])} / "
             f"{opposite_pairs([r['previous_decision'] for r in sel])} | "
-            f"{min(rel):.2f}-{max(rel):.2f} | {at_max or '-'} |"
+            f"{min(rel):.2f}-{max(rel):.2f} | {at_max or '-'} | "
+            f"{dict(Counter(r['product_decision'] for r in sel))} | "
+            f"{sum(r['forecast_again'] for r in sel)} | "
+            f"{opposite_pairs([r['product_decision'] for r in sel])} |"
         )
     args.out.write_text(json.dumps({"recorded": table, "random_states": states}, indent=1))
 
