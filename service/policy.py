@@ -393,7 +393,8 @@ def _no_top_up(
             f"({per_generation or 0} documents), brings the forecast to {relative.point:.2f} x "
             f"human ({relative.level:.0%} interval {relative.low:.2f}-{relative.high:.2f}): "
             f"whether it reaches {target:.2f} is inside the forecast's noise. Forecast with more "
-            "seeds to tell (e.g. --plan seeds=32), or allow a larger max_top_up_fraction",
+            "seeds than the audit's plan to tell (e.g. four times as many: --plan seeds=...), "
+            "or allow a larger max_top_up_fraction",
             value=relative.high,
             limit=target,
         )
