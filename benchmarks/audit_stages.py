@@ -111,7 +111,11 @@ def main() -> None:
             "reasons": [
                 {"code": r.code, "value": r.value, "limit": r.limit} for r in result.verdict.reasons
             ],
-            "relative_tail_coverage": result.forecast.relative_final_estimate().model_dump(),
+            "relative_tail_coverage": (
+                None
+                if (rel := result.forecast.relative_final_estimate()) is None
+                else rel.model_dump()
+            ),
             "cold_decision": cold_decision,
             **{f"{k}_s": v for k, v in stages.items()},
             "other_s": total - sum(stages.values()),

@@ -154,6 +154,7 @@ def top_up(
         # What the verdict makes of the search (README "Verdict policy"): a top-up shown to work,
         # one neither shown to work nor to fail (inconclusive), or a shortfall shown (reject).
         interval = found.forecast.relative_final_estimate()
+        assert interval is not None, "the panel's candidates all have a defined tail coverage"
         outcome = (
             "top-up" if found.feasible else "within noise" if interval.high >= target else "short"
         )

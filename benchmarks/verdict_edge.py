@@ -66,6 +66,7 @@ def recorded(max_beta: float) -> list[dict]:
     for curve in json.loads((RESULTS / "top_up_curves.json").read_text()):
         points = curve["rows"]
         at_max = _forecast_of(points[-1], max_beta).relative_final_estimate()
+        assert at_max is not None
         base = _forecast_of(points[0], 0.0)
         for target in TARGETS:
             found = _bisect(
@@ -175,6 +176,7 @@ def over_random_states(seeds: int, more_seeds: int) -> list[dict]:
 def _row(name, seed, judged, policy: Policy, n: int, synthetic) -> dict:
     """This rule's verdict and the previous one's (the search's interval unread)."""
     base = judged.forecast.relative_final_estimate()
+    assert base is not None
     t = judged.top_up
     previous = judged.verdict
     if t is not None:

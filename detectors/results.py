@@ -6,6 +6,8 @@ without a translation layer; frozen so a result cannot be edited after it was co
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -101,3 +103,20 @@ class SyntheticReport(Frozen):
     n_labelled_synthetic: int
     n_reference: int
     notes: tuple[str, ...] = ()
+
+
+def non_finite_paths(model: BaseModel) -> list[str]:
+    """Dotted paths of the NaN and infinite numbers in `model`. JSON has neither (pydantic
+    writes them as null), so a stored or returned result holding one would not read back as the
+    number its schema promises."""
+    found: list[str] = []
+    stack: list[tuple[str, object]] = [("", model.model_dump())]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(path or "<root>")
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+    return sorted(found)

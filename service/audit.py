@@ -6,6 +6,7 @@ gives the same `AuditResult` whichever door it came through.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -262,7 +263,9 @@ def forecast_verdict(
     # The forecast's point and its interval over the chains: a shortfall inside the interval is
     # noise, not collapse.
     relative_estimate = fc.relative_final_estimate()
-    relative, relative_high = relative_estimate.point, relative_estimate.high
+    # None: tail coverage is undefined under this plan (the verdict says so, `decide`).
+    relative = math.nan if relative_estimate is None else relative_estimate.point
+    relative_high = None if relative_estimate is None else relative_estimate.high
     estimate = None if synthetic is None else synthetic.estimate
     out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
     unexplained = 0.0 if synthetic is None else synthetic.unexplained_fraction

@@ -8,9 +8,11 @@ staged chunk, reading the documents from its own copy. Other interrupted jobs ar
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from detectors.errors import CollapseGuardError
 from service.jobs import Progress, resume_job
 from service.schemas import Job, ReferenceInfo
 from service.staging import STAGED_INPUT, read_manifest, staging_root
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from service.settings import Settings
     from service.store import Store
     from service.workpool import WorkPool
+
+_log = logging.getLogger("collapse_guard.jobs")
 
 
 @dataclass(frozen=True)
@@ -35,16 +39,23 @@ def resumable_builds(store: Store, settings: Settings) -> list[ResumableBuild]:
     found = []
     root = staging_root(settings.data_dir)
     for folder in sorted(root.glob("*.build")) if root.is_dir() else []:
-        manifest = read_manifest(folder)
-        if manifest is None or not manifest.get("job") or not (folder / STAGED_INPUT).is_file():
-            continue
         try:
+            manifest = read_manifest(folder)
+            if manifest is None or not manifest.get("job"):
+                continue
+            if not (folder / STAGED_INPUT).is_file():
+                continue
             job = store.get_job(manifest["job"])
+            if job.kind == "reference" and job.state in ("queued", "running"):
+                chunk = int(manifest["build"]["chunk_documents"])
+                name = str(manifest["name"])
+                found.append(ResumableBuild(job=job, name=name, chunk_documents=chunk))
         except NotFoundError:
             continue
-        if job.kind == "reference" and job.state in ("queued", "running"):
-            chunk = int(manifest["build"]["chunk_documents"])
-            found.append(ResumableBuild(job=job, name=manifest["name"], chunk_documents=chunk))
+        except (CollapseGuardError, KeyError, TypeError, ValueError) as exc:
+            # A damaged staging or job row must not stop the service: that build is not
+            # resumed (its job is marked failed with the other interrupted ones).
+            _log.warning("not resuming the build staged in %s: %s", folder, exc)
     return found
 
 

@@ -87,11 +87,13 @@ def _run_job(store: Store, job: Job, work: Work) -> None:
 
     try:
         result = work(progress)
+        field = "reference" if isinstance(result, ReferenceInfo) else "audit"
+        update = {"state": "succeeded", field: result, "done": current.total, "updated": now()}
+        store.save_job(current.model_copy(update=update))
     except CollapseGuardError as exc:
         store.save_job(
             current.model_copy(update={"state": "failed", "error": str(exc), "updated": now()})
         )
-        return
     except Exception as exc:  # a bug: the job says so rather than staying "running" forever
         store.save_job(
             current.model_copy(
@@ -102,10 +104,3 @@ def _run_job(store: Store, job: Job, work: Work) -> None:
                 }
             )
         )
-        return
-    field = "reference" if isinstance(result, ReferenceInfo) else "audit"
-    store.save_job(
-        current.model_copy(
-            update={"state": "succeeded", field: result, "done": current.total, "updated": now()}
-        )
-    )

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from detectors.results import Estimate, Frozen
 
@@ -59,6 +59,16 @@ class Policy(Frozen):
     # Above this share of scores the human-plus-generated mixture does not explain, the reading
     # of the synthetic fraction rests on text neither side describes.
     max_unexplained_fraction: float = Field(default=0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Policy:
+        if self.max_synthetic_fraction > self.hard_max_synthetic_fraction:
+            raise ValueError(
+                f"max_synthetic_fraction ({self.max_synthetic_fraction:g}) is above "
+                f"hard_max_synthetic_fraction ({self.hard_max_synthetic_fraction:g}): the share "
+                "a top-up dilutes to must not exceed the share that rejects outright"
+            )
+        return self
 
 
 class Reason(Frozen):
@@ -264,6 +274,8 @@ def decide(
     )
     if early is not None:
         return early
+    if not math.isfinite(relative_tail_coverage):
+        return Verdict(decision="inconclusive", reasons=(_undefined_forecast(),))
 
     reasons: list[Reason] = []
     dilute = 0
@@ -349,6 +361,16 @@ def decide(
         )
     return Verdict(
         decision="top-up", reasons=tuple(reasons), top_up_documents=max(dilute, per_generation)
+    )
+
+
+def _undefined_forecast() -> Reason:
+    return Reason(
+        code="forecast-undefined",
+        message="the forecast cannot measure tail coverage under this plan: fresh human data "
+        "retrained the same way ends with none of the reference's tails covered (or no chain "
+        "gave a number), so there is nothing to compare the candidate with; the reference's "
+        "held-out part is too small for this plan: build a larger reference",
     )
 
 

@@ -15,6 +15,7 @@ of the next version when appended to.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,12 +27,14 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from detectors.errors import CollapseGuardError, InvalidInputError
 from detectors.reference import ReferenceCorpus
+from detectors.results import non_finite_paths
 from detectors.storage import fsync_dir, remove_dir
 from service.schemas import AuditResult, Job, ReferenceInfo
 
@@ -47,6 +50,33 @@ class ConflictError(CollapseGuardError):
     """A name that is already taken."""
 
 
+class UnreadableRecordError(CollapseGuardError):
+    """A stored audit or job that this version cannot read (written by an older version, or
+    damaged): the caller is told to run the work again; nothing else in the store is affected."""
+
+
+class NonFiniteResultError(RuntimeError):
+    """A result holding NaN or infinity, refused before it is stored (a bug, not a user error):
+    JSON has no such numbers, so the row would not read back."""
+
+
+def _check_finite(model: BaseModel, what: str) -> None:
+    bad = non_finite_paths(model)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise NonFiniteResultError(f"{what} holds numbers that are not finite at {shown}")
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(map(str, error["loc"])) or "the row"
+    more = exc.error_count() - 1
+    return f"{where}: {error['msg']}" + (f" (and {more} more)" if more else "")
+
+
+_log = logging.getLogger("collapse_guard.store")
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS refs (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, created TEXT NOT NULL, info TEXT NOT NULL
@@ -58,7 +88,9 @@ CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created TEXT NOT NULL, job
 """
 
 
-NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"  # reference names (also the REST schema's pattern)
+# Reference names (also the REST schema's pattern): not starting with a dot, so never "." or ".."
+# (which name folders, not references) nor a hidden file.
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"
 
 
 @dataclass(frozen=True)
@@ -287,7 +319,8 @@ class Store:
         """Raise unless `name` is a valid name no reference has yet."""
         if not re.fullmatch(NAME_PATTERN, name):
             raise InvalidInputError(
-                f"reference name {name!r} must be 1-100 letters, digits, '-', '_' or '.'"
+                f"reference name {name!r} must be 1-100 letters, digits, '-', '_' or '.', "
+                "not starting with '.'"
             )
         if self._row_by_name(name) is not None:
             raise ConflictError(f"a reference named {name!r} exists: choose another name")
@@ -368,6 +401,7 @@ class Store:
 
     # ------------------------------------------------------------ audits
     def save_audit(self, result: AuditResult, reference_id: str) -> None:
+        _check_finite(result, f"audit {result.id}")
         with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO audits (id, reference_id, created, result) VALUES (?, ?, ?, ?)",
@@ -378,10 +412,17 @@ class Store:
         row = self._db.execute("SELECT result FROM audits WHERE id = ?", (audit_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no audit with id {audit_id!r}")
-        return AuditResult.model_validate_json(row[0])
+        try:
+            return AuditResult.model_validate_json(row[0])
+        except ValidationError as exc:
+            raise UnreadableRecordError(
+                f"audit {audit_id!r} is stored in a form this version cannot read "
+                f"({_first_problem(exc)}): run the audit again"
+            ) from None
 
     # ------------------------------------------------------------ jobs
     def save_job(self, job: Job) -> None:
+        _check_finite(job, f"job {job.id}")
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO jobs (id, created, job) VALUES (?, ?, ?)",
@@ -396,27 +437,68 @@ class Store:
         row = self._db.execute("SELECT job FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no job with id {job_id!r}")
-        return Job.model_validate_json(row[0])
+        try:
+            return Job.model_validate_json(row[0])
+        except ValidationError as exc:
+            raise UnreadableRecordError(
+                f"job {job_id!r} is stored in a form this version cannot read "
+                f"({_first_problem(exc)}): submit the work again"
+            ) from None
 
     def fail_interrupted_jobs(self, keep: Collection[str] = ()) -> int:
         """Mark jobs left queued or running by a process that died as failed, but those in
         `keep` (builds that resume). The service calls this when it starts; a CLI opening the
-        same store must not. Returns how many."""
+        same store must not. Returns how many.
+
+        A row this version cannot read never stops the start: one left queued or running (or
+        whose state cannot be read) is replaced by a failed job saying so; a finished one is
+        kept as it is (reading it answers `UnreadableRecordError`) and logged."""
         n = 0
-        for (raw,) in self._db.execute("SELECT job FROM jobs").fetchall():
-            job = Job.model_validate_json(raw)
-            if job.state in ("queued", "running") and job.id not in keep:
-                self.save_job(
-                    job.model_copy(
-                        update={
-                            "state": "failed",
-                            "updated": now(),
-                            "error": "the service stopped before this job finished: submit again",
-                        }
-                    )
+        stopped = "the service stopped before this job finished: submit again"
+        rows = self._db.execute("SELECT id, created, job FROM jobs").fetchall()
+        for job_id, created, raw in rows:
+            try:
+                job = Job.model_validate_json(raw)
+            except ValidationError as exc:
+                state = _stored_state(raw)
+                if state in ("succeeded", "failed"):
+                    _log.warning("job %s is unreadable (%s); kept as is", job_id, exc)
+                    continue
+                _log.warning("job %s is unreadable (%s); marked failed", job_id, exc)
+                stamp = now()
+                job = Job(
+                    id=job_id,
+                    kind=_stored_kind(raw),
+                    state="failed",
+                    created=created,
+                    updated=stamp,
+                    error=f"{stopped} (its stored state could not be read: {_first_problem(exc)})",
                 )
+                self.save_job(job)
+                n += 1
+                continue
+            if job.state in ("queued", "running") and job.id not in keep:
+                update = {"state": "failed", "updated": now(), "error": stopped}
+                self.save_job(job.model_copy(update=update))
                 n += 1
         return n
+
+
+def _stored(raw: str) -> dict:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _stored_state(raw: str) -> str | None:
+    state = _stored(raw).get("state")
+    return state if isinstance(state, str) else None
+
+
+def _stored_kind(raw: str) -> Literal["reference", "audit"]:
+    return "reference" if _stored(raw).get("kind") == "reference" else "audit"
 
 
 _Fill = Callable[[Path], list[dict]]  # fills a data folder with parts, returns their listing

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field
 
 from detectors.errors import InvalidInputError
 from detectors.results import Estimate
-from simulations.results import Band, Frozen, Trajectory
+from simulations.results import Band, Frozen, Trajectory, number
 
 
 class Plan(Frozen):
@@ -54,8 +54,8 @@ class Forecast(Frozen):
 
     def relative_final(self, metric: str = "tail_coverage") -> float:
         """Final-generation mean of `metric` / the human start's (1.0 = no worse than human)."""
-        human = self.human[metric].bands[-1].mean
-        return float(self.final(metric).mean / human) if human > 0 else float("nan")
+        human = number(self.human[metric].bands[-1].mean)
+        return number(self.final(metric).mean) / human if human > 0 else math.nan
 
     def relative_final_errors(self, metric: str = "tail_coverage") -> tuple[float, float]:
         """The relative standard errors (sem / mean) of the candidate's and the human start's
@@ -63,26 +63,32 @@ class Forecast(Frozen):
         run on separate random streams, so as independent). (0, 0) when a mean is not positive:
         there is no ratio to widen then."""
         cand, human = self.final(metric), self.human[metric].bands[-1]
-        if not (cand.mean > 0 and human.mean > 0):
+        if not (number(cand.mean) > 0 and number(human.mean) > 0):
             return 0.0, 0.0
-        return cand.sem / cand.mean, human.sem / human.mean
+        return (
+            number(cand.sem) / number(cand.mean),
+            number(human.sem) / number(human.mean),
+        )
 
     def relative_final_estimate(
         self, metric: str = "tail_coverage", level: float = 0.9
-    ) -> Estimate:
+    ) -> Estimate | None:
         """`relative_final` with its interval over the chains: how far the forecast's own noise
         (finite samples, a few seeds, rounding the recursion amplifies) leaves the ratio open.
         Student's t with Welch-Satterthwaite degrees of freedom over `relative_final_errors`:
         two seeds give a wide interval, as they should (their standard error is itself a
-        guess)."""
+        guess). None when the ratio is undefined (no finite final chain, or a human start
+        whose final mean is not positive)."""
         from scipy.stats import t as student_t
 
         point = self.relative_final(metric)
+        if not math.isfinite(point):
+            return None
         method = "ratio of chain means, delta method, Student t"
         a, b = self.relative_final_errors(metric)
         n_cand, n_human = self.final(metric).n, self.human[metric].bands[-1].n
-        if not (math.isfinite(point) and math.isfinite(a + b) and min(n_cand, n_human) > 1):
-            # One chain (or none finite): no spread to measure, the point alone decides.
+        if not (math.isfinite(a + b) and min(n_cand, n_human) > 1):
+            # One chain: no spread to measure, the point alone decides.
             return Estimate(point=point, low=point, high=point, level=level, method=method)
         if a + b == 0:  # chains that all agree: nothing to widen by
             return Estimate(point=point, low=point, high=point, level=level, method=method)

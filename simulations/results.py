@@ -7,6 +7,7 @@ translation layer; frozen so a computed result cannot be edited.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from pydantic import Field
@@ -19,15 +20,23 @@ class Band(Frozen):
 
     `low`/`high` are the central `level` quantiles of the chains: the spread of outcomes a single
     run may land on. `sem` is the standard error of `mean`, for comparisons with theory.
+
+    `n` counts the chains that gave a finite value. With none (a metric undefined there, say a
+    ratio to a baseline of 0) every number is absent (null in JSON); with one, `sem` is: a single
+    chain has no spread. Never NaN: JSON has no NaN, and a stored band must read back.
     """
 
-    mean: float
-    median: float
-    low: float
-    high: float
-    sem: float
+    mean: float | None = Field(description="Mean over the chains; null: no chain was finite")
+    median: float | None
+    low: float | None
+    high: float | None
+    sem: float | None = Field(default=None, description="null: fewer than two finite chains")
     level: float = Field(gt=0, lt=1)
-    n: int = Field(ge=1)
+    n: int = Field(ge=0, description="Chains with a finite value at this generation")
+
+    @property
+    def defined(self) -> bool:
+        return self.mean is not None
 
 
 class Trajectory(Frozen):
@@ -38,18 +47,30 @@ class Trajectory(Frozen):
     bands: tuple[Band, ...]
     theory: tuple[float, ...] | None = None  # closed-form expectation per generation, if known
     theory_label: str | None = None
+    # Why some generations have no band numbers (`Band.defined` False there); None: all have.
+    note: str | None = None
 
+    # Arrays over generations for plotting and arithmetic: NaN where a band is undefined.
     def means(self) -> np.ndarray:
-        return np.array([b.mean for b in self.bands])
+        return _floats(b.mean for b in self.bands)
 
     def medians(self) -> np.ndarray:
-        return np.array([b.median for b in self.bands])
+        return _floats(b.median for b in self.bands)
 
     def lows(self) -> np.ndarray:
-        return np.array([b.low for b in self.bands])
+        return _floats(b.low for b in self.bands)
 
     def highs(self) -> np.ndarray:
-        return np.array([b.high for b in self.bands])
+        return _floats(b.high for b in self.bands)
+
+
+def _floats(values: Iterable[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def number(value: float | None) -> float:
+    """A band's number for arithmetic: NaN where it is absent."""
+    return math.nan if value is None else float(value)
 
 
 class SimulationResult(Frozen):
@@ -81,15 +102,18 @@ def summarise(
     if values.ndim != 2:
         raise ValueError(f"expected [generations, chains] values, got shape {values.shape}")
     bands = []
+    undefined = []
     q = ((1 - level) / 2, (1 + level) / 2)
-    for row in values:
+    for g, row in enumerate(values):
         finite = row[np.isfinite(row)]
         if len(finite) == 0:
-            nan = float("nan")
-            bands.append(Band(mean=nan, median=nan, low=nan, high=nan, sem=nan, level=level, n=1))
+            undefined.append(g)
+            bands.append(
+                Band(mean=None, median=None, low=None, high=None, sem=None, level=level, n=0)
+            )
             continue
         lo, hi = np.quantile(finite, q)
-        sem = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else math.nan
+        sem = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else None
         bands.append(
             Band(
                 mean=float(finite.mean()),
@@ -107,4 +131,14 @@ def summarise(
         bands=tuple(bands),
         theory=None if theory is None else tuple(float(t) for t in theory),
         theory_label=theory_label,
+        note=_undefined_note(metric, undefined, len(values)) if undefined else None,
     )
+
+
+def _undefined_note(metric: str, generations: list[int], total: int) -> str:
+    where = (
+        "every generation"
+        if len(generations) == total
+        else ("generation " + ", ".join(map(str, generations)))
+    )
+    return f"{metric} is undefined at {where}: no chain gave a finite value"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,7 @@ from detectors.errors import (
     ModelNotFoundError,
     ReferenceMismatchError,
 )
-from service.store import ConflictError, NotFoundError
+from service.store import ConflictError, NotFoundError, UnreadableRecordError
 from service.workpool import PoolFullError
 
 
@@ -42,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Read-only API key"),
         (404, "Unknown reference, audit or job"),
         (409, "Name taken, or reference built with another model"),
+        (410, "A stored audit or job this version cannot read: run the work again"),
         (413, "Request body over COLLAPSE_GUARD_MAX_BODY_BYTES"),
         (422, "Invalid input; the message says what to fix"),
         (429, "Busy: retry after the Retry-After header's seconds"),
@@ -55,6 +57,7 @@ class LimitError(InvalidInputError):
 
 _STATUS: tuple[tuple[type[CollapseGuardError], int], ...] = (
     (NotFoundError, 404),
+    (UnreadableRecordError, 410),
     (ConflictError, 409),
     (ReferenceMismatchError, 409),
     (PoolFullError, 429),
@@ -72,11 +75,15 @@ def status_of(exc: CollapseGuardError) -> int:
 
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves `path` with, read from the OpenAPI schema's path
+    templates (public, unlike the router's nesting of included routers)."""
     methods: set[str] = set()
-    for route in app.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(path):
-            methods |= set(getattr(route, "methods", None) or ())
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
     return sorted(methods)
 
 

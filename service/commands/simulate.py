@@ -77,9 +77,9 @@ def simulate(
             theory = "" if traj.theory is None else f"{traj.theory[-1]:.4g}"
             table.add_row(
                 name,
-                f"{first.mean:.4g}",
-                f"{last.mean:.4g}",
-                f"[{last.low:.4g}, {last.high:.4g}]",
+                _num(first.mean, ".4g"),
+                _num(last.mean, ".4g"),
+                f"[{_num(last.low, '.4g')}, {_num(last.high, '.4g')}]",
                 theory,
             )
         console.print(table)
@@ -149,11 +149,11 @@ def forecast(
         for g, band in enumerate(t["tail_coverage"].bands):
             table.add_row(
                 str(g),
-                f"{band.mean:.3f} [{band.low:.3f}, {band.high:.3f}]",
-                f"{result.human['tail_coverage'].bands[g].mean:.3f}",
-                f"{t['recall'].bands[g].mean:.3f}",
-                f"{t['precision'].bands[g].mean:.3f}",
-                f"{t['divergence'].bands[g].mean:.3f}",
+                f"{_num(band.mean)} [{_num(band.low)}, {_num(band.high)}]",
+                _num(result.human["tail_coverage"].bands[g].mean),
+                _num(t["recall"].bands[g].mean),
+                _num(t["precision"].bands[g].mean),
+                _num(t["divergence"].bands[g].mean),
             )
         console.print(table)
         console.print(f"final tail coverage vs a fresh human start: {result.relative_final():.2f}")
@@ -187,3 +187,8 @@ def _write(result, json_out: Path | None, plot: Path | None, title: str) -> None
         from simulations.plotting import plot_trajectories
 
         _guard_write(lambda: plot_trajectories(result.trajectories, plot, title=title), plot)
+
+
+def _num(value: float | None, spec: str = ".3f") -> str:
+    """A band's number for a table; a dash where it is undefined (no finite chain)."""
+    return "-" if value is None else format(value, spec)
