@@ -395,3 +395,19 @@ def test_a_top_up_neither_shown_to_work_nor_to_fail_is_inconclusive():
         top_up_relative=est(0.87, 0.83, 0.92),
     )
     assert over.decision == "reject"
+
+
+def test_a_forecast_that_cannot_measure_tail_coverage_is_inconclusive_not_keep():
+    # NaN compares false with every limit: read as a number it would pass as "not short".
+    v = verdict(est(0.1, 0.05, 0.2), math.nan)
+    assert v.decision == "inconclusive"
+    assert [r.code for r in v.reasons] == ["forecast-undefined"]
+    assert "larger reference" in v.reasons[0].message
+    # The synthetic fraction still decides first when it can.
+    assert verdict(est(0.9, 0.8, 0.95), math.nan).decision == "reject"
+
+
+def test_a_policy_with_its_limits_out_of_order_is_refused():
+    with pytest.raises(ValidationError, match="above hard_max_synthetic_fraction"):
+        Policy(max_synthetic_fraction=0.7, hard_max_synthetic_fraction=0.6)
+    assert Policy(max_synthetic_fraction=0.6, hard_max_synthetic_fraction=0.6)
