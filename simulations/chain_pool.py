@@ -13,13 +13,21 @@ the same seeds as in one process: the results are the sequential run's, bit for 
 Workers are spawned, not forked: the parent may hold torch's and FAISS's OpenMP thread pools,
 which a forked child cannot use safely. A worker that dies (killed, out of memory) is replaced
 and its chains are run here instead: a forecast never fails because a worker did.
+
+Workers never outlive this process. `stop_workers` ends them (the service's shutdown, and at
+interpreter exit); and each watches its parent, exiting as soon as it is gone, so a parent killed
+with SIGKILL, or by a signal Python does not turn into an exit, leaves no worker behind (a
+spawned worker holds both ends of its task queue, so it would otherwise wait on it forever).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -154,16 +162,65 @@ def _run_group(tasks: Sequence[Any], work: Work = run_chain) -> list[ChainOutput
 
 _lock = threading.Lock()
 _workers: list[ProcessPoolExecutor] = []
+PARENT_POLL_SECONDS = 0.5  # how soon a worker notices that its parent is gone
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker's initializer: a daemon thread that ends this process once `parent` is gone
+    (re-parented: getppid() changes). os._exit, not sys.exit: nothing is left to clean up, and a
+    chain in progress has nobody to return to."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="cg-parent-watch", daemon=True).start()
+
+
+def _new_executor() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_watch_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def _worker(i: int) -> ProcessPoolExecutor:
     """The i-th persistent worker process (a one-process executor: chains stay where sent)."""
     with _lock:
         while len(_workers) <= i:
-            _workers.append(
-                ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-            )
+            _workers.append(_new_executor())
         return _workers[i]
+
+
+def worker_pids() -> list[int]:
+    """The process ids of the workers running now (for tests and diagnostics)."""
+    with _lock:
+        executors = list(_workers)
+    # ProcessPoolExecutor has no public accessor for its processes.
+    return sorted(pid for e in executors for pid in (getattr(e, "_processes", None) or {}))
+
+
+def stop_workers(timeout: float = 5.0) -> None:
+    """End every worker process: queued chains are cancelled, a worker still running one after
+    `timeout` seconds is terminated. The next forecast spawns workers again."""
+    with _lock:
+        executors = list(_workers)
+        _workers.clear()
+    processes = [p for e in executors for p in (getattr(e, "_processes", None) or {}).values()]
+    for executor in executors:
+        executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.terminate()
+            process.join(1.0)
+
+
+atexit.register(stop_workers)
 
 
 def _ready() -> None:
@@ -185,9 +242,7 @@ def _replace_worker(i: int, broken: ProcessPoolExecutor) -> None:
     with _lock:
         if i < len(_workers) and _workers[i] is broken:
             broken.shutdown(wait=False, cancel_futures=True)
-            _workers[i] = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
-            )
+            _workers[i] = _new_executor()
 
 
 def run_chains(

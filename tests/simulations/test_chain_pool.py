@@ -153,3 +153,74 @@ def test_a_final_only_chain_is_the_chain_measured_at_its_end(reference):
         assert rows[-1] == full[name][-1]
         rescored = [model.score(p, np.random.default_rng(0))[name][0] for p in deferred.pending]
         np.testing.assert_array_equal(rescored, full[name][:-1, 0])
+
+
+# A process that starts two forecast workers, prints their ids, then exits or waits for a signal.
+OWNER = """
+import os, sys, time
+from simulations import chain_pool
+chain_pool.start_workers(3)
+pids = [chain_pool._worker(i).submit(os.getpid).result() for i in range(2)]
+assert sorted(pids) == chain_pool.worker_pids()
+print(" ".join(map(str, pids)), flush=True)
+if sys.argv[1] == "exit":
+    sys.exit(0)
+time.sleep(120)
+"""
+
+
+def _gone_within(pids: list[int], seconds: float) -> bool:
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        living = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    living.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not living:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("end", ["exit", "SIGINT", "SIGTERM", "SIGKILL"])
+def test_workers_end_with_the_process_that_started_them(end):
+    """However their parent ends (normal exit, Ctrl-C, SIGTERM, SIGKILL), the workers end too:
+    none is left running with parent PID 1."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, end], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert len(pids) == 2 and owner.pid not in pids
+        if end != "exit":
+            owner.send_signal(getattr(signal, end))
+        owner.wait(timeout=60)
+        assert _gone_within(pids, 10), f"workers left after {end}"
+    finally:
+        owner.kill()
+
+
+def test_stop_workers_ends_them_and_the_next_forecast_starts_new_ones(reference, candidate):
+    plan = Plan(generations=2, samples=120, seeds=4)
+    want = forecast(reference, candidate, plan, random_state=3, processes=2)
+    before = chain_pool.worker_pids()
+    assert before
+    chain_pool.stop_workers()
+    assert chain_pool.worker_pids() == []
+    assert _gone_within(before, 10)
+    again = forecast(reference, candidate, plan, random_state=3, processes=2)
+    assert again.trajectories == want.trajectories
+    assert set(chain_pool.worker_pids()).isdisjoint(before)
