@@ -39,6 +39,7 @@ from service.staging import (
     staging_folder,
     try_lock,
 )
+from service.store import ConflictError
 
 if TYPE_CHECKING:
     from detectors.embedding import Embedder
@@ -122,6 +123,26 @@ def check_build_name(
     manifest = read_manifest(folder)
     if manifest is not None and manifest["chunks"] and not (resume or restart):
         raise staging_exists(name, folder, manifest)
+
+
+def check_rest_build_name(store: Store, name: str, data_dir: Path) -> None:
+    """What a REST build of `name` is refused for before it is queued: an invalid or taken
+    name, or a build of that name staged on the server (running, or interrupted: a CLI build,
+    which only `reference build --resume` on the server continues). The caller cannot pass
+    flags nor see the server's paths, so the message names neither."""
+    folder = staging_folder(data_dir, name)
+    _check_name(store, name, folder)
+    manifest = read_manifest(folder)
+    lock = try_lock(folder) if folder.is_dir() else None
+    running = folder.is_dir() and lock is None
+    if lock is not None:
+        os.close(lock)
+    if running or (manifest is not None and manifest["chunks"]):
+        state = "is running" if running else "was interrupted and is staged on the server"
+        raise ConflictError(
+            f"a build of a reference named {name!r} {state}: choose another name, or ask "
+            "the service's operator to finish or discard that build"
+        )
 
 
 def _check_name(store: Store, name: str, folder: Path) -> None:

@@ -6,6 +6,7 @@ collapse-guard serve                     # or: uvicorn --factory service.main:cr
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,17 +16,19 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from service.api import errors
 from service.api.deps import EmbedderLoader
-from service.api.middleware import BodyLimit, Metrics
+from service.api.middleware import BodyLimit, LoopbackOnly, Metrics
 from service.api.routes import audits, forecasts, health, jobs, references
 from service.build_jobs import resumable_builds, resume_builds
-from service.settings import Settings
+from service.settings import Settings, load_settings
 from service.store import Store
 from service.workpool import WorkPool
-from simulations.chain_pool import start_workers
+from simulations.chain_pool import start_workers, stop_workers
+
+_log = logging.getLogger("collapse_guard.service")
 
 
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
 
     store = Store(settings)
     # A service starting: no earlier job can still be running. Staged reference builds resume;
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         yield
         app.state.pool.shutdown()
         app.state.forecast_pool.shutdown()
+        stop_workers()  # the forecast's worker processes end with the service
 
     app = FastAPI(
         title="collapse-guard",
@@ -77,6 +81,11 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         app.include_router(module.router)
     app.add_middleware(Metrics, registry=registry)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if not settings.api_keys:
+        _log.warning(
+            "no API keys (COLLAPSE_GUARD_API_KEYS): answering clients on this machine only"
+        )
+        app.add_middleware(LoopbackOnly)  # outermost: nothing runs for a refused caller
     return app
 
 

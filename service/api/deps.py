@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from typing import TYPE_CHECKING, Annotated, Literal
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request, Response
 
+from service.api.strict_json import StrictJSONRoute
 from service.settings import Settings
 from service.store import Store
 from service.workpool import WorkPool
@@ -88,13 +90,9 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def caller_role(
-    settings: SettingsDep,
-    x_api_key: Annotated[
-        str | None, Header(description="An API key (see COLLAPSE_GUARD_API_KEYS)")
-    ] = None,
-) -> Role:
-    """The role of the caller's key: 401 without a valid key. No keys configured = open."""
+def key_role(settings: Settings, x_api_key: str | None) -> Role:
+    """The role of the caller's key: 401 without a valid key. No keys configured = open (and
+    then the service answers loopback clients only: `service.api.middleware.LoopbackOnly`)."""
     if not settings.api_keys:
         return "write"
     if not x_api_key:
@@ -111,10 +109,45 @@ def caller_role(
     return role
 
 
-def require_write(role: Annotated[Role, Depends(caller_role)]) -> None:
+def caller_role(
+    settings: SettingsDep,
+    x_api_key: Annotated[
+        str | None, Header(description="An API key (see COLLAPSE_GUARD_API_KEYS)")
+    ] = None,
+) -> Role:
+    return key_role(settings, x_api_key)
+
+
+def _check_write(role: Role) -> None:
     if role != "write":
         raise HTTPException(403, "this API key is read-only: writing needs a key with role 'write'")
 
 
+def require_write(role: Annotated[Role, Depends(caller_role)]) -> None:
+    _check_write(role)
+
+
 ReadAccess = Depends(caller_role)
 WriteAccess = Depends(require_write)
+
+
+class GuardedRoute(StrictJSONRoute):
+    """A route that checks the caller's key before anything reads the request's body: a caller
+    without a valid key gets 401 (a read-only key on a write, 403), never the parse errors of a
+    body it may not send. The route's `ReadAccess` / `WriteAccess` dependency says which it
+    needs; the dependency still runs (and documents the header in the OpenAPI schema)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        callables = {d.dependency for d in self.dependencies}
+        needs_write = require_write in callables
+        if not needs_write and caller_role not in callables:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            role = key_role(request.app.state.settings, request.headers.get("x-api-key"))
+            if needs_write:
+                _check_write(role)
+            return await handler(request)
+
+        return guarded

@@ -1,12 +1,15 @@
-"""ASGI middleware: the request body limit (413) and Prometheus request metrics."""
+"""ASGI middleware: the request body limit (413), loopback-only answers for a service without
+API keys (403), and Prometheus request metrics."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -51,7 +54,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLargeError
+                    raise _TooLargeError(message)
             return msg
 
         async def tracking_send(msg: Message) -> None:
@@ -66,8 +69,52 @@ class BodyLimit:
                 await _reject(send, 413, message)
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(HTTPException):
+    """Raised from `receive` as a chunked body passes the limit. An HTTPException, so that a
+    body parser that wraps other errors in its own 400 (FastAPI's) lets it through as the 413
+    it is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a client address is this machine's own (a Unix socket has none: also local)."""
+    if not host:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+class LoopbackOnly:
+    """A service without API keys lets every caller write. `collapse-guard serve` refuses to
+    bind anything but loopback then; this holds the same rule however the app is started
+    (`uvicorn --factory`, gunicorn, a process manager): a request from another address gets
+    403 saying how to set keys, and nothing behind it runs."""
+
+    message = (
+        "this service has no API keys, so it answers only clients on its own machine: set "
+        "COLLAPSE_GUARD_API_KEYS (digests from `collapse-guard hash-key`) to serve others"
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            if not is_loopback(client[0] if client else None):
+                if scope["type"] == "http":
+                    await _reject(send, 403, self.message)
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)
 
 
 class Metrics:

@@ -119,7 +119,10 @@ def parse_plan(spec: str) -> Any:
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise InvalidInputError(f"--plan: {part!r} is not key=value")
-        values[key.strip().replace("-", "_")] = value.strip()
+        name = key.strip().replace("-", "_")
+        if name in values:
+            raise InvalidInputError(f"--plan: {key.strip()!r} is given twice: give it once")
+        values[name] = value.strip()
     forecast = _core("simulations.forecast")
     return _validated(forecast.Plan, values, "--plan")
 

@@ -26,6 +26,8 @@ from tests.service.test_audit import CachedEmbedder
 pytestmark = pytest.mark.slow
 PLAN = {"generations": 2, "samples": 200, "seeds": 2}
 WRITE, READ = "write-key-for-tests", "read-key-for-tests"
+# A service without keys answers loopback clients only; TestClient's default peer is "testclient".
+LOOPBACK = ("127.0.0.1", 50000)
 
 
 class Loader:
@@ -77,7 +79,7 @@ def test_health_ready_and_metrics(client):
 
 def test_not_ready_until_the_model_is_loaded(tmp_path):
     app = create_app(Settings(data_dir=tmp_path), load_model=False)
-    with TestClient(app) as c:
+    with TestClient(app, client=LOOPBACK) as c:
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json() == {"ready": False, "model": False, "store": True}
@@ -85,7 +87,7 @@ def test_not_ready_until_the_model_is_loaded(tmp_path):
 
 def test_openapi_lists_every_decision_and_the_new_policy_fields(tmp_path):
     app = create_app(Settings(data_dir=tmp_path), load_model=False)
-    with TestClient(app) as c:
+    with TestClient(app, client=LOOPBACK) as c:
         r = c.get("/openapi.json")
     assert r.status_code == 200
     schemas = r.json()["components"]["schemas"]

@@ -206,3 +206,171 @@ def test_real_server_auth_limits_metrics_and_every_other_endpoint(tmp_path, bbc_
             assert f'route="/v1/references",status="{status}"' in metrics, status
     finally:
         server.stop()
+
+
+def descendants(proc: subprocess.Popen[bytes]) -> set[int]:
+    """Process ids of everything `proc` started (forecast workers, the resource tracker)."""
+    import psutil
+
+    return {child.pid for child in psutil.Process(proc.pid).children(recursive=True)}
+
+
+def alive(pids: set[int]) -> set[int]:
+    import psutil
+
+    found = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def wait_until_gone(pids: set[int], timeout: float = 20.0) -> set[int]:
+    """The processes among `pids` still alive after `timeout` seconds (empty: all ended)."""
+    deadline = time.monotonic() + timeout
+    while (left := alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def test_real_server_reads_every_result_back_across_kill_9_and_restarts_leaving_no_process(
+    tmp_path, bbc_docs
+):
+    """Build (as a job), audit directly and as a job, read every result back, kill -9 in the
+    middle of an audit job, restart, read everything again, restart once more, stop: every read
+    answers as first, the killed job says it was interrupted, and no process is left."""
+    order = np.random.default_rng(23).permutation(len(bbc_docs))
+    texts = [bbc_docs[i].text for i in order]
+    # A 200-document reference: its held-out part is small, so some forecast bands (recall)
+    # are undefined; they used to be stored as NaN and made every read a 500.
+    server = Server(
+        tmp_path / "data",
+        sync_documents="100",
+        build_chunk_documents="100",
+        curvature_reference_documents="60",
+    )
+    started: set[int] = set()
+    try:
+        client = server.start()
+        assert server.proc is not None
+        build = client.create_reference("bbc", texts[:200])
+        assert isinstance(build, Job)
+        built = client.wait_for_job(build, timeout=600)
+        assert built.reference is not None and built.reference.size == 200
+
+        direct = client.audit("bbc", texts[200:260], plan=PLAN)
+        assert isinstance(direct, AuditResult)
+        queued = client.audit("bbc", texts[300:450], plan=PLAN)
+        assert isinstance(queued, Job)
+        finished = client.wait_for_job(queued, timeout=600)
+        assert finished.audit is not None
+
+        def read_everything() -> dict:
+            return {
+                "direct": client.get_audit(direct.id),
+                "job audit": client.get_audit(finished.audit.id),
+                "audit job": client.job(finished.id),
+                "build job": client.job(built.id),
+                "forecast": client.forecast_audit(direct.id, PLAN).trajectories,
+                "reference": client.reference("bbc"),
+            }
+
+        first = read_everything()
+        assert first["direct"] == direct and first["audit job"] == finished
+        recall = direct.forecast.trajectories["recall"]
+        if not all(b.defined for b in recall.bands):  # the case that was a 500
+            assert recall.note is not None
+
+        # An audit job killed while it runs: a longer plan, so that it is caught running.
+        long_plan = Plan(generations=5, samples=1000, seeds=8)
+        doomed = client.audit("bbc", texts[500:650], plan=long_plan)
+        assert isinstance(doomed, Job)
+        deadline = time.monotonic() + 300
+        while (state := client.job(doomed.id).state) == "queued":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert state == "running"
+        started |= descendants(server.proc)
+        assert started, "the service runs its forecast workers as child processes"
+        server.kill9()
+        assert not wait_until_gone(started), "forecast workers outlived a kill -9 of the service"
+
+        for _ in range(2):  # after the kill -9, and a plain restart after that
+            client = server.start()
+            interrupted = client.job(doomed.id)
+            assert interrupted.state == "failed"
+            assert interrupted.error is not None and "stopped before" in interrupted.error
+            again = read_everything()
+            assert again["direct"] == first["direct"]
+            assert again["job audit"] == first["job audit"]
+            assert again["audit job"] == first["audit job"]
+            assert again["build job"] == first["build job"]
+            assert again["reference"] == first["reference"]
+            assert again["forecast"] == first["forecast"]  # the same numbers after restarts
+            started |= descendants(server.proc)
+            server.stop()  # SIGTERM
+            assert not wait_until_gone(started), "a process outlived the service's SIGTERM"
+    finally:
+        server.stop()
+
+
+def own_address() -> str | None:
+    """This machine's address on its network (not loopback), or None if it has none. A UDP
+    connect sends nothing: it only picks the interface a packet would leave by."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.254.254.254", 1))
+        except OSError:
+            return None
+        address = str(s.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_uvicorn_factory_without_keys_serves_this_machine_only(tmp_path):
+    """The app started without `serve` (which refuses a public bind without keys), by
+    `uvicorn --factory` on every interface: a caller from the network address gets 403 and
+    nothing runs for it; loopback is served; the start-up log says why."""
+    import httpx
+
+    address = own_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback to call from")
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLLAPSE_GUARD_DATA_DIR": str(tmp_path)}
+    env.pop("COLLAPSE_GUARD_API_KEYS", None)
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app"]
+    proc = subprocess.Popen(
+        [*cmd, "--host", "0.0.0.0", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        local = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{local}/healthz", timeout=5).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "uvicorn did not answer in 120 s"
+            time.sleep(0.3)
+        remote = f"http://{address}:{port}"
+        body = {"name": "open", "texts": ["A text anyone could store if this were open."] * 3}
+        for answer in (
+            httpx.get(f"{remote}/healthz", timeout=30),
+            httpx.post(f"{remote}/v1/references", json=body, timeout=30),
+        ):
+            assert answer.status_code == 403, answer.text
+            assert "COLLAPSE_GUARD_API_KEYS" in answer.json()["detail"]
+        assert httpx.get(f"{local}/v1/references", timeout=30).json() == []
+        workers = descendants(proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "no API keys" in proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert not wait_until_gone(workers), "a process outlived uvicorn's SIGTERM"

@@ -233,3 +233,8 @@ def test_policy_file_and_plan_option_become_the_services_models(tmp_path):
         parse_plan("generations")
     with pytest.raises(InvalidInputError, match="seeds"):
         parse_plan("seeds=1")
+    with pytest.raises(InvalidInputError, match="'seeds' is given twice"):
+        parse_plan("seeds=4,generations=3,seeds=8")
+    path.write_text("max_synthetic_fraction = 0.7\nhard_max_synthetic_fraction = 0.6\n")
+    with pytest.raises(InvalidInputError, match="above hard_max_synthetic_fraction"):
+        load_policy(path)

@@ -13,6 +13,7 @@ from detectors.shard_sampling import ShardedSample
 from service.api.deps import (
     EmbedderDep,
     EmbedderLoader,
+    GuardedRoute,
     PoolDep,
     ReadAccess,
     SettingsDep,
@@ -27,7 +28,6 @@ from service.api.routes.common import (
     read_upload,
     run_or_queue,
 )
-from service.api.strict_json import StrictJSONRoute
 from service.audit import run_audit
 from service.jobs import Progress
 from service.policy import Policy
@@ -38,7 +38,7 @@ from service.workpool import WorkPool
 from simulations.forecast import Plan
 
 router = APIRouter(
-    prefix="/v1/audits", tags=["audits"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+    prefix="/v1/audits", tags=["audits"], responses=ERROR_RESPONSES, route_class=GuardedRoute
 )
 
 
@@ -71,7 +71,7 @@ class SampleOrigin(BaseModel):
 
 
 class AuditRequest(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")  # a misspelt field is an error
 
     reference: str = Field(description="Name or id of a stored reference")
     texts: list[Document] = Field(description="The candidate corpus", min_length=1)

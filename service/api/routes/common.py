@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import Response, UploadFile, status
 from pydantic import StringConstraints
 
+from detectors.errors import InvalidInputError
 from service.api.errors import LimitError
-from service.inputs import InputError, read_documents
+from service.inputs import read_documents
 from service.jobs import Progress, start_job
 from service.schemas import AuditResult, Job, ReferenceInfo
 from service.settings import Settings
@@ -78,8 +79,9 @@ async def read_upload(upload: UploadFile, text_field: str, settings: Settings) -
                 fh.write(chunk)
         try:
             texts = await asyncio.to_thread(read_documents, [path], text_field=text_field)
-        except InputError as exc:
+        except InvalidInputError as exc:
             # Messages name the temporary path; the caller knows the file by its own name.
-            raise InputError(str(exc).replace(str(path), name)) from None
+            exc.args = (str(exc).replace(str(path), name).replace(tmp, "<upload>"),)
+            raise exc from None
     check_documents(texts, settings)
     return texts

@@ -5,19 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import ForecastPoolDep, ReadAccess, StoreDep
+from service.api.deps import ForecastPoolDep, GuardedRoute, ReadAccess, StoreDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.common import in_pool
-from service.api.strict_json import StrictJSONRoute
 from simulations.forecast import Forecast, Plan, what_if
 
 router = APIRouter(
-    prefix="/v1", tags=["forecasts"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+    prefix="/v1", tags=["forecasts"], responses=ERROR_RESPONSES, route_class=GuardedRoute
 )
 
 
 class WhatIfRequest(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")  # a misspelt field is an error
 
     synthetic_fraction: float = Field(ge=0, le=1, description="Share of generated documents")
     tail_coverage: float = Field(ge=0, le=1.5, description="Audited tail coverage vs human")
@@ -25,7 +24,7 @@ class WhatIfRequest(BaseModel):
 
 
 class PlanRequest(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")  # a misspelt field is an error
 
     plan: Plan
 

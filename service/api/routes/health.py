@@ -6,10 +6,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.api.deps import EmbedderDep, StoreDep
-from service.api.strict_json import StrictJSONRoute
+from service.api.deps import EmbedderDep, GuardedRoute, StoreDep
 
-router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
+router = APIRouter(tags=["health"], route_class=GuardedRoute)
 
 
 @router.get("/healthz")

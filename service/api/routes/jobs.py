@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.deps import ReadAccess, StoreDep
+from service.api.deps import GuardedRoute, ReadAccess, StoreDep
 from service.api.errors import ERROR_RESPONSES
-from service.api.strict_json import StrictJSONRoute
 from service.schemas import Job
 
 router = APIRouter(
-    prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+    prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES, route_class=GuardedRoute
 )
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.deps import (
     EmbedderDep,
     EmbedderLoader,
+    GuardedRoute,
     PoolDep,
     ReadAccess,
     SettingsDep,
@@ -24,8 +25,8 @@ from service.api.routes.common import (
     read_upload,
     run_or_queue,
 )
-from service.api.strict_json import StrictJSONRoute
 from service.audit import append_documents, build_reference
+from service.building import check_rest_build_name
 from service.jobs import Progress, current_job
 from service.schemas import Job, ReferenceInfo
 from service.settings import Settings
@@ -36,12 +37,12 @@ router = APIRouter(
     prefix="/v1/references",
     tags=["references"],
     responses=ERROR_RESPONSES,
-    route_class=StrictJSONRoute,
+    route_class=GuardedRoute,
 )
 
 
 class ReferenceCreate(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")  # a misspelt field is an error
 
     name: str = Field(
         description="1-100 letters, digits, '-', '_' or '.'",
@@ -61,7 +62,7 @@ async def _create(
     settings: Settings,
 ) -> ReferenceInfo | Job:
     check_documents(texts, settings)
-    store.check_new_name(name)  # a bad or taken name fails now, not in a job
+    check_rest_build_name(store, name, settings.data_dir)  # fails now, not in a job
 
     def work(progress: Progress | None = None) -> ReferenceInfo:
         job = current_job.get()
@@ -132,7 +133,7 @@ async def upload_reference(
 
 
 class DocumentsAppend(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")  # a misspelt field is an error
 
     texts: list[Document] = Field(description="Human documents to add", min_length=1)
 
