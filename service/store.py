@@ -91,6 +91,8 @@ CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created TEXT NOT NULL, job
 # Reference names (also the REST schema's pattern): not starting with a dot, so never "." or ".."
 # (which name folders, not references) nor a hidden file.
 NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"
+# A path of the REST API where a reference's name would stand (/v1/references/upload).
+RESERVED_NAMES = frozenset({"upload"})
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,10 @@ class Store:
             raise InvalidInputError(
                 f"reference name {name!r} must be 1-100 letters, digits, '-', '_' or '.', "
                 "not starting with '.'"
+            )
+        if name in RESERVED_NAMES:
+            raise InvalidInputError(
+                f"reference name {name!r} is reserved (a path of the REST API): choose another"
             )
         if self._row_by_name(name) is not None:
             raise ConflictError(f"a reference named {name!r} exists: choose another name")

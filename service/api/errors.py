@@ -75,13 +75,16 @@ def status_of(exc: CollapseGuardError) -> int:
 
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method some route serves `path` with, read from the OpenAPI schema's path
-    templates (public, unlike the router's nesting of included routers)."""
-    methods: set[str] = set()
+    """The methods of the OpenAPI path that `path` is (public, unlike the router's nesting of
+    included routers). Concrete paths match before templated ones (OpenAPI's rule):
+    /v1/references/upload is the upload, not a reference named "upload"."""
+    matches: list[tuple[int, set[str]]] = []
     for template, operations in app.openapi().get("paths", {}).items():
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
-            methods |= {m.upper() for m in operations}
+            matches.append((template.count("{"), {m.upper() for m in operations}))
+    fewest = min((n for n, _ in matches), default=0)
+    methods = set().union(*(m for n, m in matches if n == fewest))
     if "GET" in methods:
         methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
     return sorted(methods)

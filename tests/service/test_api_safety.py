@@ -122,6 +122,8 @@ def test_every_405_lists_the_methods_the_path_has(client):
         "/v1/audits": "POST",
         "/v1/jobs/abc": "GET, HEAD",
         "/v1/forecasts/what-if": "POST",
+        "/v1/references/upload": "POST",  # a concrete path, not a reference named "upload"
+        "/v1/audits/upload": "POST",
     }
     for path, allowed in cases.items():
         answer = client.request("PATCH", path)
@@ -146,7 +148,7 @@ def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(tmp_path):
         assert c.get("/v1/references").json() == []
 
 
-@pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "", "x" * 101])
+@pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "", "x" * 101, "upload"])
 def test_names_that_are_not_reference_names_are_refused(client, name):
     answer = client.post("/v1/references", json={"name": name, "texts": DOCS})
     assert answer.status_code == 422, answer.text
