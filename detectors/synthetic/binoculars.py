@@ -91,6 +91,11 @@ class BinocularsScorer:
         self.precision = self.observer.precision
         self._checked = False
 
+    @property
+    def cache_key(self) -> tuple[str | int, ...]:
+        identities = (self.observer.source.identity, self.performer.source.identity)
+        return (self.model_name, *identities, self.version, self.max_tokens, self.precision)
+
     def _check_tokenizers(self) -> None:
         """The two models must read text as the same token ids (Binoculars compares their
         distributions position by position, token by token)."""

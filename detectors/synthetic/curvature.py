@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -83,6 +84,18 @@ class CurvatureScorer:
     @property
     def precision(self) -> str:
         return self.lm.precision
+
+    @property
+    def cache_key(self) -> tuple[str | int, ...]:
+        """What stored scores of this scorer are keyed by: the model's identity (a local folder
+        retrained in place is another model), the score's version and settings."""
+        return (
+            self.model_name,
+            self.lm.source.identity,
+            self.version,
+            self.max_tokens,
+            self.precision,
+        )
 
     @property
     def cache_dir(self) -> Path | None:
@@ -178,6 +191,22 @@ def batched_positions(
         torch.set_num_threads(previous)
     lengths = np.array([max(len(x) - 1, 0) for x in ids], dtype=np.int64)
     return np.cumsum(first, 1), np.cumsum(second, 1), lengths
+
+
+class ScoreProfiles(Protocol):
+    """Per-document running sums from which the score of every prefix follows (curvature's,
+    Binoculars'): what the synthetic-fraction mixture reads."""
+
+    @property
+    def positions(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+    def at(self, positions: np.ndarray) -> np.ndarray: ...
+
+    def final(self) -> np.ndarray: ...
+
+    def take(self, rows: np.ndarray) -> ScoreProfiles: ...
 
 
 @dataclass(frozen=True)

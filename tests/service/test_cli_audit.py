@@ -61,6 +61,15 @@ def test_bad_setting_names_its_variable_in_one_line():
     assert_user_error(proc, "COLLAPSE_GUARD_EMBEDDING_PRECISION", "'auto', 'float32' or 'bfloat16'")
 
 
+def test_a_bad_scorer_setting_names_its_variable_and_the_fix():
+    proc = run("reference", "list", COLLAPSE_GUARD_SCORER="/no/such/model")
+    assert_user_error(proc, "COLLAPSE_GUARD_SCORER", "smollm2-135m, gemma3-270m", "existing path")
+    proc = run("reference", "list", COLLAPSE_GUARD_SCORER_DEVICE="tpu")
+    assert_user_error(proc, "COLLAPSE_GUARD_SCORER_DEVICE", "'cpu' or 'cuda'")
+    proc = run("reference", "list", COLLAPSE_GUARD_SYNTHETIC_METHOD="binoculars")
+    assert_user_error(proc, "COLLAPSE_GUARD_BINOCULARS_PERFORMER", "sharing the scorer's tokenizer")
+
+
 def test_audit_help_documents_the_exit_codes():
     proc = run("audit", "--help")
     assert proc.returncode == 0

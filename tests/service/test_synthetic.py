@@ -16,6 +16,10 @@ from service.synthetic import EXAMPLES_SCORED, example_profiles
 class CountingScorer:
     model_name, version, max_tokens, precision = "stand-in", "1", 16, "float32"
 
+    @property
+    def cache_key(self):
+        return (self.model_name, self.version, self.max_tokens, self.precision)
+
     def __init__(self) -> None:
         self.calls = 0
 
