@@ -21,7 +21,7 @@ from detectors.index import local_search
 from detectors.reference import ReferenceCorpus
 from service.building import CHUNK_DOCUMENTS, build_staged
 from service.forecast_cache import human_run
-from service.policy import Policy, Verdict, decide, early_verdict, tail_short
+from service.policy import Policy, Verdict, blind_spots, decide, early_verdict, tail_short
 from service.sampled import (
     draw_sample,
     sampling_info,
@@ -314,6 +314,7 @@ def forecast_verdict(
         out_of_domain=out_of_domain,
         unexplained=unexplained,
     )
+    verdict = blind_spots(policy, verdict, () if synthetic is None else synthetic.visibility)
     return ForecastVerdict(fc, top_up, top_up_forecast, verdict)
 
 

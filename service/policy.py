@@ -33,7 +33,8 @@ Otherwise the forecast decides (`decide`):
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -69,6 +70,19 @@ class Policy(Frozen):
                 "a top-up dilutes to must not exceed the share that rejects outright"
             )
         return self
+
+
+class FamilyVisibilityLike(Protocol):
+    """What `blind_spots` reads of a family's visibility (`service.schemas.FamilyVisibility`)."""
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def detectable_share(self) -> float | None: ...
+
+    @property
+    def power(self) -> float: ...
 
 
 class Reason(Frozen):
@@ -362,6 +376,36 @@ def decide(
     return Verdict(
         decision="top-up", reasons=tuple(reasons), top_up_documents=max(dilute, per_generation)
     )
+
+
+def blind_spots(
+    policy: Policy, verdict: Verdict, visibility: Sequence[FamilyVisibilityLike]
+) -> Verdict:
+    """A keep names each generator family it could not rule out: one whose text the audit
+    would not notice at the policy's synthetic limit (`detectable_share` above it, or none),
+    so that a low interval never stands for all generated text. Other verdicts are unchanged."""
+    if verdict.decision != "keep":
+        return verdict
+    limit = policy.max_synthetic_fraction
+    unseen = [v for v in visibility if v.detectable_share is None or v.detectable_share > limit]
+    if not unseen:
+        return verdict
+    parts = [
+        f"{v.family} (not at any share)"
+        if v.detectable_share is None
+        else f"{v.family} (below {v.detectable_share:.0%})"
+        for v in unseen
+    ]
+    reason = Reason(
+        code="not-ruled-out",
+        message="keep does not rule out text of " + ", ".join(parts) + f" above the limit "
+        f"{limit:.0%}: this audit notices those families {unseen[0].power:.0%} of the time "
+        "only from the shares given; audit more documents, or use a scorer that sees them "
+        "(COLLAPSE_GUARD_SCORER, e.g. a 7B model on a GPU)",
+        value=max(1.0 if v.detectable_share is None else v.detectable_share for v in unseen),
+        limit=limit,
+    )
+    return verdict.model_copy(update={"reasons": (*verdict.reasons, reason)})
 
 
 def _undefined_forecast() -> Reason:

@@ -6,6 +6,7 @@ same input serialise to the same JSON.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from detectors.results import Estimate, Frozen, MetricComparison, ModeRow
@@ -26,6 +27,31 @@ class ReferenceInfo(Frozen):
     index: str
 
 
+class FamilyVisibility(Frozen):
+    """How much of one generator family's text this audit could have missed."""
+
+    family: str  # e.g. "smollm2", "gpt-3.5-turbo", "gpt-4", or "your examples"
+    examples: int  # scored examples of the family the limit was computed from
+    # The smallest share of the candidate written by this family that the audit would notice
+    # `power` of the time (its synthetic interval's lower end above 0), at this audit's sample
+    # size; None: no share at all (the family's text scores like human text to the scorer).
+    detectable_share: float | None
+    power: float = 0.9
+
+
+def visibility_line(visibility: Sequence[FamilyVisibility]) -> str:
+    """One line of what an audit can see: the share of each generator family's text it
+    notices `power` of the time (the CLI's verdict panel and the report)."""
+    parts = [
+        f"{v.family} not at any share"
+        if v.detectable_share is None
+        else f"{v.family} from {v.detectable_share:.0%}"
+        for v in visibility
+    ]
+    power = visibility[0].power if visibility else 0.9
+    return f"generated text noticed {power:.0%} of the time: " + "; ".join(parts)
+
+
 class SyntheticFraction(Frozen):
     """The synthetic-fraction estimate and what else the estimator said."""
 
@@ -42,6 +68,9 @@ class SyntheticFraction(Frozen):
     # (less probable than human text, or more predictable than the examples, beyond what the
     # mixture predicts): its origin is unknown, so the interval spans both readings of it.
     unexplained_fraction: float = 0.0
+    # Per generator family among the examples: what this audit could have missed (empty in
+    # audits stored before it was reported, and with the embedding method).
+    visibility: tuple[FamilyVisibility, ...] = ()
 
 
 class TailCoverage(Frozen):

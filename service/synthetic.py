@@ -11,17 +11,21 @@ Two detectors, each for what it sees (README, "Synthetic fraction under domain s
   `synthetic_method="embedding"` the embedding signature answers instead (the earlier design:
   it reads human text of another outlet as generated).
 
+Beside the estimate, the audit says what it could have missed: per generator family among the
+examples (SmolLM2 and the bundled chat models, or the user's), the smallest share of that
+family's text it would notice nine times in ten at its own sample size
+(`CurvatureFractionEstimator.detectable_share`); a family the scorer reads as human has none.
+
 Fitting reads the reference's texts and vectors and fits an n-gram model and a classifier (seconds
 for thousands of documents), so fitted estimators are kept per reference version for the life
-of the process: repeated audits against one reference pay for it once. The reference's curvature
-profiles are computed once per reference and kept in the data directory's cache.
+of the process: repeated audits against one reference pay for it once. Scores are computed once
+and kept (`service.scoring`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -33,11 +37,14 @@ import numpy as np
 from detectors.errors import InsufficientDataError
 from detectors.results import Estimate
 from detectors.synthetic import SyntheticFractionEstimator
-from detectors.synthetic.binoculars import BinocularsScorer, RatioProfiles
-from detectors.synthetic.curvature import CurvatureProfiles, CurvatureScorer
 from detectors.synthetic.curvature_fraction import CurvatureFit, CurvatureFractionEstimator
-from detectors.synthetic.models import resolve_source
-from service.schemas import ReferenceInfo, SyntheticFraction
+from service.schemas import FamilyVisibility, ReferenceInfo, SyntheticFraction
+from service.scoring import (
+    curvature_scorer,
+    example_profiles,
+    family_profiles,
+    reference_profiles,
+)
 
 if TYPE_CHECKING:
     from detectors.embedding import Embedder
@@ -176,83 +183,6 @@ def _save_fit(path: Path, estimator: SyntheticFractionEstimator) -> None:
     tmp.replace(path)  # atomic: a crash leaves no half-written fit
 
 
-Scorer = CurvatureScorer | BinocularsScorer
-Profiles = CurvatureProfiles | RatioProfiles
-_scorers: dict[tuple, Scorer] = {}
-
-
-def curvature_scorer(settings: Settings) -> Scorer:
-    """One scorer per process and configuration (its models load once, lazily): the curvature
-    of `settings.scorer`, or with `synthetic_method="binoculars"` the Binoculars score of it and
-    `binoculars_performer`."""
-    binoculars = settings.synthetic_method == "binoculars"
-    key = (
-        settings.scorer,
-        settings.binoculars_performer if binoculars else None,
-        settings.scorer_device,
-        settings.curvature_tokens,
-        settings.embedding_precision,
-        settings.model_cache_dir,
-    )
-    if key not in _scorers:
-        source = resolve_source(settings.scorer, settings.model_cache_dir)
-        tokens, precision = settings.curvature_tokens, settings.embedding_precision
-        device, cache = settings.scorer_device, settings.model_cache_dir
-        scorer: Scorer
-        if binoculars:
-            assert settings.binoculars_performer is not None  # Settings checks it
-            performer = resolve_source(settings.binoculars_performer, cache)
-            scorer = BinocularsScorer(
-                observer=source,
-                performer=performer,
-                max_tokens=tokens,
-                precision=precision,
-                device=device,
-                cache_dir=cache,
-            )
-        else:
-            scorer = CurvatureScorer(
-                source=source,
-                max_tokens=tokens,
-                precision=precision,
-                device=device,
-                cache_dir=cache,
-            )
-        _scorers[key] = scorer
-    return _scorers[key]
-
-
-def reference_profiles(
-    store: Store,
-    info: ReferenceInfo,
-    settings: Settings,
-    scorer: Scorer,
-    progress: Callable[[int, int], None] | None = None,
-) -> Profiles:
-    """Score profiles of a seeded sample of the reference's documents, computed once per
-    reference version and scorer (at `reference build`: `score_reference`), then read from the
-    data directory's cache."""
-    n = min(info.size, settings.curvature_reference_documents)
-    parts = (
-        info.id,
-        info.created,
-        info.size,
-        *scorer.cache_key,
-        n,
-        settings.random_state,
-    )
-    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
-    path = settings.data_dir / "cache" / f"curvature-{digest}.npz"
-
-    def compute() -> Profiles:
-        rng = np.random.default_rng([settings.random_state, 7])
-        pick = np.sort(rng.choice(info.size, n, False))
-        texts, _ = store.reference_documents(info.id, pick)
-        return scorer.profiles(texts, progress)
-
-    return _cached_profiles(path, compute)
-
-
 def score_reference(
     store: Store,
     info: ReferenceInfo,
@@ -268,59 +198,10 @@ def score_reference(
     if settings.synthetic_method == "embedding":
         return
     scorer = curvature_scorer(settings)
-    example_profiles(settings, scorer)
+    family_profiles(settings, scorer)  # the examples' too
     reference_profiles(store, info, settings, scorer, progress)
     if embedder is not None:
         _estimator(store, info, settings, embedder)
-
-
-# Generated examples scored once per machine: 150 pin the generated side's shape (its median to
-# about +-0.15) at ~20-40 s of scoring.
-EXAMPLES_SCORED = 150
-
-
-def example_profiles(settings: Settings, scorer: Scorer) -> Profiles:
-    """Score profiles of a seeded sample of the generated examples (the bundled SmolLM2
-    continuations, or the user's `synthetic_examples`). They depend on nothing in the data
-    directory, so they are kept beside the scorer's model copy (`model_cache_dir`) and every
-    data directory, service container or CLI run on the machine shares them; without a model
-    cache, in the data directory."""
-    from detectors.synthetic.data import smollm2_continuations
-
-    rows = smollm2_continuations(settings.synthetic_examples)
-    rng = np.random.default_rng([settings.random_state, 9])
-    pick = np.sort(rng.choice(len(rows), min(EXAMPLES_SCORED, len(rows)), replace=False))
-    texts = [rows[i]["text"] for i in pick]
-    parts = (*scorer.cache_key, *texts)
-    digest = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:24]
-    folder = settings.model_cache_dir or settings.data_dir / "cache"
-    return _cached_profiles(
-        folder / f"examples-curvature-{digest}.npz", lambda: scorer.profiles(texts)
-    )
-
-
-_PROFILE_KINDS: dict[str, type[CurvatureProfiles] | type[RatioProfiles]] = {
-    "curvature": CurvatureProfiles,
-    "ratio": RatioProfiles,
-}
-
-
-def _cached_profiles(path: Path, compute: Callable[[], Profiles]) -> Profiles:
-    if path.is_file():
-        try:
-            with np.load(path) as z:
-                stored = _PROFILE_KINDS[str(z["kind"]) if "kind" in z else "curvature"]
-                return stored(z["num"], z["var"], z["positions"])
-        except Exception:  # a damaged file is a cache miss: scored again and replaced
-            pass
-    profiles = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Per process: two processes scoring at once (shared cache) never write one temporary file.
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    kind = next(k for k, v in _PROFILE_KINDS.items() if isinstance(profiles, v))
-    np.savez(tmp, num=profiles.num, var=profiles.var, positions=profiles.positions, kind=kind)
-    tmp.replace(path)  # atomic: a crash leaves no half-written cache entry
-    return profiles
 
 
 def _curvature_estimate(
@@ -329,18 +210,32 @@ def _curvature_estimate(
     texts: list[str],
     settings: Settings,
     progress: Callable[[int, int], None] | None,
-) -> tuple[CurvatureFit, int]:
+) -> tuple[CurvatureFit, int, tuple[FamilyVisibility, ...]]:
     scorer = curvature_scorer(settings)
     reference = reference_profiles(store, info, settings, scorer)
     examples = example_profiles(settings, scorer)
     n = min(len(texts), settings.curvature_documents)
     pick = np.sort(np.random.default_rng([settings.random_state, 8]).choice(len(texts), n, False))
     candidate = scorer.profiles([texts[i] for i in pick], progress)
-    estimator = CurvatureFractionEstimator(random_state=settings.random_state)
+    estimator = CurvatureFractionEstimator(random_state=settings.random_state).fit(
+        reference, examples
+    )
     # The user's own examples are of the generator they fear: labelled mode. The bundled ones
     # are one small model on BBC and Wikipedia openings: the generated side may move further.
     labelled = settings.synthetic_examples is not None
-    return estimator.fit(reference, examples).estimate(candidate, labelled=labelled), n
+    fit = estimator.estimate(candidate, labelled=labelled)
+    scored = candidate.positions[candidate.positions > 0]
+    visibility = tuple(
+        FamilyVisibility(
+            family=family,
+            examples=len(profiles),
+            detectable_share=estimator.detectable_share(
+                profiles, scored, len(scored), labelled=labelled
+            ),
+        )
+        for family, profiles in family_profiles(settings, scorer).items()
+    )
+    return fit, n, visibility
 
 
 def estimate_synthetic(
@@ -358,8 +253,9 @@ def estimate_synthetic(
     try:
         report = _estimator(store, info, settings, embedder).estimate(texts, vectors)
         notes = list(report.notes)
+        visibility: tuple[FamilyVisibility, ...] = ()
         if settings.synthetic_method != "embedding":
-            fit, n_scored = _curvature_estimate(store, info, texts, settings, progress)
+            fit, n_scored, visibility = _curvature_estimate(store, info, texts, settings, progress)
             estimate, unexplained = fit.estimate, fit.unexplained
             notes.append(
                 f"synthetic fraction from {method_note(settings)} on {n_scored} of "
@@ -392,6 +288,7 @@ def estimate_synthetic(
         scored_documents=n_scored,
         embedding_estimate=embedding_estimate,
         unexplained_fraction=unexplained,
+        visibility=visibility,
     ), None
 
 

@@ -32,7 +32,7 @@ from scipy.stats import chi2, norm
 
 from detectors.errors import InsufficientDataError, NotFittedError
 from detectors.results import Estimate
-from detectors.synthetic.curvature import CurvatureProfiles
+from detectors.synthetic.curvature import ScoreProfiles
 
 MIN_SCORED = 20
 METHOD = "curvature-mixture"
@@ -144,9 +144,7 @@ class CurvatureFractionEstimator:
         self.length_draws = length_draws
         self.random_state = random_state
 
-    def fit(
-        self, reference: CurvatureProfiles, examples: CurvatureProfiles
-    ) -> CurvatureFractionEstimator:
+    def fit(self, reference: ScoreProfiles, examples: ScoreProfiles) -> CurvatureFractionEstimator:
         """Keep the reference's (human) and the generated examples' running sums."""
         for what, profiles in (("reference", reference), ("generated examples", examples)):
             if int((profiles.positions > 0).sum()) < MIN_SCORED:
@@ -158,7 +156,7 @@ class CurvatureFractionEstimator:
         self.examples_ = examples.take(np.flatnonzero(examples.positions > 0))
         return self
 
-    def scores_at(self, profiles: CurvatureProfiles, positions: np.ndarray) -> np.ndarray:
+    def scores_at(self, profiles: ScoreProfiles, positions: np.ndarray) -> np.ndarray:
         """Scores of `profiles` at lengths drawn from `positions` (the candidate's)."""
         rng = np.random.default_rng([self.random_state, 11])
         draws = [
@@ -167,7 +165,7 @@ class CurvatureFractionEstimator:
         out = np.concatenate(draws)
         return out[np.isfinite(out)]
 
-    def estimate(self, candidate: CurvatureProfiles, *, labelled: bool = False) -> CurvatureFit:
+    def estimate(self, candidate: ScoreProfiles, *, labelled: bool = False) -> CurvatureFit:
         """The synthetic share of the scored candidate documents with its interval. `labelled`:
         the examples are of the generator the candidate may contain (its own sampling and
         source), so the generated side moves less."""
@@ -239,6 +237,55 @@ class CurvatureFractionEstimator:
             n_examples=len(self.examples_),
         )
 
+    def detectable_share(
+        self,
+        family: ScoreProfiles,
+        positions: np.ndarray,
+        n: int,
+        *,
+        labelled: bool = False,
+        power: float = 0.9,
+    ) -> float | None:
+        """The smallest share of text scoring like `family` that an audit of `n` scored
+        documents (of lengths like `positions`) would find `power` of the time: its interval's
+        lower end above 0. None: no share of it, not even all of the candidate.
+
+        From the expected log-likelihood, not by simulation: a candidate drawn from human text
+        and `family` at share s gives the Wilks test of "no generated text" a noncentrality of
+        2 n (max_a E[l(a)] - E[l(0)]), nuisances profiled as in `estimate`; the test finds the
+        family `power` of the time once that reaches (z_power + sqrt(chi2 cut))^2. The
+        interval's widening for the components' own uncertainty is not counted, so an audit
+        needs somewhat more than this share: it is a lower bound on what can be missed."""
+        if not hasattr(self, "reference_"):
+            raise NotFittedError("call fit(reference_profiles, example_profiles) first")
+        human = self.scores_at(self.reference_, positions)
+        generated = self.scores_at(self.examples_, positions)
+        like = self.scores_at(family, positions)
+        if len(like) < MIN_SCORED or n < 1:
+            return None
+        x = np.r_[human, like]
+        g_shifts = self.labelled_shifts if labelled else self.generated_shifts
+        need = (float(norm.ppf(power)) + float(np.sqrt(chi2.ppf(self.level, 1)))) ** 2
+
+        def noncentrality(share: float) -> float:
+            w = np.r_[
+                np.full(len(human), (1 - share) / len(human)), np.full(len(like), share / len(like))
+            ]
+            profile = self._profile(x, human, generated, g_shifts, self.generated_scales, w)[0]
+            return 2 * n * float(profile.max() - profile[0])
+
+        shares = GRID[1:]
+        if noncentrality(float(shares[-1])) < need:
+            return None
+        lo, hi = 0, len(shares) - 1  # the answer is in shares[lo..hi], and shares[hi] detects
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if noncentrality(float(shares[mid])) >= need:
+                hi = mid
+            else:
+                lo = mid + 1
+        return float(shares[hi])
+
     def _unexplained(
         self,
         x: np.ndarray,
@@ -278,10 +325,12 @@ class CurvatureFractionEstimator:
         generated: np.ndarray,
         g_shifts: tuple[float, float],
         g_scales: tuple[float, float],
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
         """Log-likelihood of each share in GRID, maximised over every nuisance combination on
         the grid; and the (human shift, human scale, generated shift, generated scale) at the
-        best share."""
+        best share. `weights` (summing to 1): the expected log-likelihood per document of a
+        candidate drawn from the weighted points `x` instead (`detectable_share`)."""
         n_hs, n_hc, n_gs, n_gc = self.steps
         n_gc = 1 if g_scales[0] == g_scales[1] else n_gc
         h_grid = [
@@ -299,12 +348,13 @@ class CurvatureFractionEstimator:
         # multiply-add, far cheaper than logaddexp over every combination and share.
         top = np.maximum(lh.max(0), lg.max(0))
         ph, pg = np.exp(lh - top)[:, None, :], np.exp(lg - top)[None, :, :]
-        offset = float(top.sum())
+        w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
+        offset = float(top @ w)
         profile = np.empty(len(GRID))
         arg = np.zeros((len(GRID), 2), dtype=np.int64)
         for i, a in enumerate(GRID):
             mixed = (1 - a) * ph + a * pg
-            totals = np.log(np.maximum(mixed, 1e-300)).sum(-1) + offset
+            totals = np.log(np.maximum(mixed, 1e-300)) @ w + offset
             flat = int(np.argmax(totals))
             profile[i] = totals.flat[flat]
             arg[i] = np.unravel_index(flat, totals.shape)

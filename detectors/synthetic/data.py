@@ -25,10 +25,19 @@ from detectors.corpora import Document
 from detectors.errors import InvalidInputError
 
 DEFAULT_CONTINUATIONS = Path(__file__).resolve().parent / "smollm2_continuations.jsonl"
+# Text of modern chat models with each row's generator family (scripts/import_chat_examples.py).
+CHAT_EXAMPLES = Path(__file__).resolve().parent / "chat_examples.jsonl"
+SMOLLM2_FAMILY = "smollm2"
+
+
+def chat_examples() -> list[dict]:
+    """Rows of the bundled chat-model text (id, text, family, generator, stratum, source...)."""
+    return smollm2_continuations(CHAT_EXAMPLES)
 
 
 def smollm2_continuations(path: str | Path | None = None) -> list[dict]:
-    """Rows of the generated JSONL (id, text, prompt, twin_source, stratum, sampling, ...)."""
+    """Rows of a generated-text JSONL: by default the bundled SmolLM2 continuations (id, text,
+    prompt, twin_source, stratum, sampling, ...); any file of rows with a 'text' field."""
     file = Path(path) if path is not None else DEFAULT_CONTINUATIONS
     if not file.is_file():
         raise InvalidInputError(

@@ -153,6 +153,11 @@ def verdict_panel(result: Any) -> Any:
     if verdict.top_up_documents:
         lines.append(f"add {verdict.top_up_documents:,} fresh human documents")
     lines += [f"- {_reason_text(r)}" for r in verdict.reasons]
+    synthetic = getattr(result, "synthetic_fraction", None)
+    if synthetic is not None and synthetic.visibility:
+        from service.schemas import visibility_line
+
+        lines.append(f"[dim]{visibility_line(synthetic.visibility)}[/]")
     return Panel("\n".join(lines), title="verdict", expand=False)
 
 

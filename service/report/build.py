@@ -15,6 +15,7 @@ import numpy as np
 from detectors.results import MetricComparison
 from service.report.figures import project_2d
 from service.report.model import ForecastSeries, Projection, ReportData
+from service.schemas import visibility_line
 
 if TYPE_CHECKING:
     from service.schemas import AuditResult
@@ -113,6 +114,8 @@ def report_data(
     synthetic = result.synthetic_fraction
     if synthetic is not None:
         facts += [("estimator note", n) for n in synthetic.notes]
+        if synthetic.visibility:
+            facts.append(("what it can see", visibility_line(synthetic.visibility)))
     reference = extras.get("reference")
     candidate = extras.get("candidate_vectors")
     c = result.coverage

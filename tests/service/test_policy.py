@@ -411,3 +411,29 @@ def test_a_policy_with_its_limits_out_of_order_is_refused():
     with pytest.raises(ValidationError, match="above hard_max_synthetic_fraction"):
         Policy(max_synthetic_fraction=0.7, hard_max_synthetic_fraction=0.6)
     assert Policy(max_synthetic_fraction=0.6, hard_max_synthetic_fraction=0.6)
+
+
+def test_a_keep_names_the_generator_families_it_cannot_rule_out():
+    from service.policy import blind_spots
+    from service.schemas import FamilyVisibility
+
+    seen = [
+        FamilyVisibility(family="smollm2", examples=150, detectable_share=0.08),
+        FamilyVisibility(family="gpt-3.5-turbo", examples=60, detectable_share=0.62),
+        FamilyVisibility(family="gpt-4", examples=60, detectable_share=None),
+    ]
+    keep = blind_spots(POLICY, verdict(est(0.02, 0.0, 0.1), 0.97), seen)
+    assert keep.decision == "keep"
+    reason = keep.reasons[-1]
+    assert reason.code == "not-ruled-out" and reason.value == 1.0
+    assert (
+        "gpt-3.5-turbo (below 62%)" in reason.message
+        and "gpt-4 (not at any share)" in reason.message
+    )
+    assert "smollm2" not in reason.message  # seen at 8%, under the limit
+    # Families all seen under the limit: nothing to add; other verdicts are left as they are.
+    assert blind_spots(POLICY, verdict(est(0.02, 0.0, 0.1), 0.97), seen[:1]).reasons[-1].code == (
+        "within-limits"
+    )
+    reject = verdict(est(0.9, 0.8, 0.95), 0.97)
+    assert blind_spots(POLICY, reject, seen) == reject

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from detectors.synthetic.curvature import CurvatureProfiles
+from service.scoring import EXAMPLES_SCORED, example_profiles
 from service.settings import Settings
-from service.synthetic import EXAMPLES_SCORED, example_profiles
 
 
 class CountingScorer:

@@ -178,3 +178,39 @@ def test_bad_input_is_named():
     est = CurvatureFractionEstimator().fit(profiles(np.zeros(50)), profiles(np.ones(50)))
     with pytest.raises(InsufficientDataError, match="could be scored"):
         est.estimate(profiles(np.zeros(10)))
+
+
+def test_the_detectable_share_of_a_family_like_the_examples_is_small_and_shrinks_with_n(fitted):
+    family = profiles(np.random.default_rng(5).normal(*GENERATED, 120))
+    lengths = np.ones(200, int)
+    at_200 = fitted.detectable_share(family, lengths, 200)
+    at_50 = fitted.detectable_share(family, lengths, 50)
+    assert at_200 is not None and at_50 is not None
+    assert at_200 <= 0.15 and at_50 > at_200
+
+
+def test_a_family_that_scores_like_human_text_is_seen_at_no_share(fitted):
+    family = profiles(np.random.default_rng(6).normal(*HUMAN, 120))
+    assert fitted.detectable_share(family, np.ones(200, int), 200) is None
+
+
+def test_at_its_detectable_share_a_family_is_found_about_nine_times_in_ten(fitted):
+    """Simulated audits at the share the expected likelihood gives: 20 draws. Its interval's
+    widening (bootstrap of the components, the spread band) is not in that calculation, so the
+    real rate may fall a little short of 0.9: three binomial standard errors below it (0.70)
+    is the floor; and a third of the share is found far less often."""
+    family_mean, family_sd = (-0.3, 1.2)  # between human and the examples, as chat text is
+    rng = np.random.default_rng(7)
+    share = fitted.detectable_share(
+        profiles(rng.normal(family_mean, family_sd, 150)), np.ones(200, int), 200
+    )
+    assert share is not None and share < 1.0
+
+    def found(a: float, seed: int) -> bool:
+        draw = np.random.default_rng(200 + seed)
+        x = mix(a, 200, draw, generated=(family_mean, family_sd))
+        return fitted.estimate(profiles(x)).estimate.low > 0
+
+    rate = np.mean([found(share, s) for s in range(20)])
+    assert rate >= 0.9 - 3 * np.sqrt(0.9 * 0.1 / 20), rate
+    assert np.mean([found(share / 3, s) for s in range(20)]) < rate
