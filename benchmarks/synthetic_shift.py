@@ -33,9 +33,9 @@ from detectors.corpora import bbc_news, wikipedia_paragraphs
 from detectors.embedding import Embedder
 from detectors.synthetic.data import lee_news, smollm2_continuations, usenet_posts
 from service.audit import build_reference, execute_audit
+from service.scoring import curvature_scorer, example_profiles, reference_profiles
 from service.settings import Settings
 from service.store import Store
-from service.synthetic import curvature_scorer, example_profiles, reference_profiles
 
 DATA = Path(__file__).resolve().parent / "data"
 MIXES = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)
