@@ -91,6 +91,9 @@ class SyntheticReport(Frozen):
     carries the synthetic signature; `out_of_domain` the share outside the reference's support
     (another genre or source: not evidence of generation). `flagged_out_of_domain` is set when
     that share dominates, in which case the synthetic figure covers the in-domain part only.
+    Text of the reference's own source on topics it does not hold is in the domain; `off_topic`
+    is the share farther from the reference than its own held-out documents (a new topic or
+    year lies there too), so a forecast of the reference's tails does not describe it.
     """
 
     synthetic: Estimate
@@ -103,6 +106,7 @@ class SyntheticReport(Frozen):
     n_labelled_synthetic: int
     n_reference: int
     notes: tuple[str, ...] = ()
+    off_topic: float | None = None
 
 
 def non_finite_paths(model: BaseModel) -> list[str]:

@@ -269,14 +269,12 @@ def forecast_verdict(
     estimate = None if synthetic is None else synthetic.estimate
     out_of_domain = None if synthetic is None else synthetic.out_of_domain_fraction
     unexplained = 0.0 if synthetic is None else synthetic.unexplained_fraction
+    off_topic = None if synthetic is None else synthetic.off_topic_fraction
     # The search only matters when the forecast decides (not when the synthetic fraction or the
-    # domain already did).
-    decided = (
-        early_verdict(
-            policy, synthetic=estimate, out_of_domain=out_of_domain, unexplained=unexplained
-        )
-        is not None
-    )
+    # domain already did, nor when the candidate's topics are not the reference's: `decide`).
+    decided = early_verdict(
+        policy, synthetic=estimate, out_of_domain=out_of_domain, unexplained=unexplained
+    ) is not None or (off_topic is not None and off_topic > policy.max_out_of_domain_fraction)
     top_up = None
     top_up_forecast = None
     if tail_short(policy, relative, relative_high) and not decided:
@@ -313,6 +311,7 @@ def forecast_verdict(
         top_up_relative=None if top_up is None else top_up.achieved_interval,
         out_of_domain=out_of_domain,
         unexplained=unexplained,
+        off_topic=off_topic,
     )
     verdict = blind_spots(policy, verdict, () if synthetic is None else synthetic.visibility)
     return ForecastVerdict(fc, top_up, top_up_forecast, verdict)

@@ -18,7 +18,10 @@ Otherwise the forecast decides (`decide`):
   final tail coverage, relative to fresh human data under the same plan, is at least
   `min_relative_tail_coverage`, or not distinguishable from it: a point below the limit whose
   interval over the forecast's chains reaches it is the forecast's noise, not a shortfall (reason
-  `forecast-within-noise`; more seeds narrow it).
+  `forecast-within-noise`; more seeds narrow it). A shortfall of a candidate that lies mostly
+  farther from the reference than its own held-out documents (in the domain, on topics the
+  reference does not hold) is the topics', not collapse: the forecast is not judged and the
+  synthetic fraction decides (reason `forecast-off-topic`).
 - top-up: outside those limits, but adding fresh human documents fixes it: enough to dilute the
   synthetic share below the limit, and the fresh fraction per generation that the simulator finds
   (`simulations.top_up.min_top_up`) within `max_top_up_fraction`.
@@ -274,6 +277,7 @@ def decide(
     top_up_relative: Estimate | None = None,
     out_of_domain: Estimate | None = None,
     unexplained: float = 0.0,
+    off_topic: float | None = None,
 ) -> Verdict:
     """The verdict from the audit's numbers: `early_verdict`'s if it decides, else the forecast's.
     `relative_tail_coverage` is the forecast's final mean tail coverage / that of fresh human data
@@ -282,7 +286,10 @@ def decide(
     (None when no search was needed), `top_up_relative` the relative tail coverage its forecast
     reaches, with its interval (None: an infeasible search rejects on its lower bound alone);
     `out_of_domain` is the candidate's share outside the reference's domain; `unexplained` the
-    share the synthetic mixture does not explain."""
+    share the synthetic mixture does not explain; `off_topic` the share farther from the
+    reference than its own held-out documents (in the domain, on topics the reference does not
+    hold): above `max_out_of_domain_fraction` a tail shortfall is the topics', not collapse,
+    and the synthetic fraction decides alone (reason `forecast-off-topic`)."""
     early = early_verdict(
         policy, synthetic=synthetic, out_of_domain=out_of_domain, unexplained=unexplained
     )
@@ -305,7 +312,25 @@ def decide(
             )
         )
     tail_ok = not tail_short(policy, relative_tail_coverage, relative_tail_coverage_high)
-    if not tail_ok:
+    if not tail_ok and off_topic is not None and off_topic > policy.max_out_of_domain_fraction:
+        # The forecast reads the reference's tails; a candidate on other topics of the same
+        # source covers few of them whatever its origin (human BBC sport and tech against the
+        # other sections read top-up), so the shortfall says nothing of collapse.
+        tail_ok = True
+        reasons.append(
+            Reason(
+                code="forecast-off-topic",
+                message=f"{off_topic:.0%} of the candidate lies farther from the reference than "
+                "its own held-out documents: the reference's source on topics it does not hold "
+                "(in its domain, so the synthetic fraction is judged). The forecast's tail "
+                f"coverage ({relative_tail_coverage:.2f} x fresh human data) reads the "
+                "reference's topics and is not judged; to forecast collapse, build a reference "
+                "that holds these topics (collapse-guard reference build NAME FILE)",
+                value=off_topic,
+                limit=policy.max_out_of_domain_fraction,
+            )
+        )
+    elif not tail_ok:
         reasons.append(
             Reason(
                 code="forecast-tail-coverage",
@@ -315,8 +340,8 @@ def decide(
                 limit=policy.min_relative_tail_coverage,
             )
         )
-    if not reasons:
-        if relative_tail_coverage < policy.min_relative_tail_coverage:
+    if all(r.code == "forecast-off-topic" for r in reasons):
+        if not reasons and relative_tail_coverage < policy.min_relative_tail_coverage:
             reasons.append(
                 Reason(
                     code="forecast-within-noise",
@@ -332,7 +357,11 @@ def decide(
         reasons.append(
             Reason(
                 code="within-limits",
-                message=f"forecast final tail coverage is {relative_tail_coverage:.2f} x human"
+                message=(
+                    "the forecast is not judged (forecast-off-topic)"
+                    if reasons
+                    else f"forecast final tail coverage is {relative_tail_coverage:.2f} x human"
+                )
                 + (
                     ""
                     if synthetic is None

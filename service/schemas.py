@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from pydantic import Field
+
 from detectors.results import Estimate, Frozen, MetricComparison, ModeRow
 from service.policy import Policy, Verdict
 from simulations.plans import Forecast, Plan
@@ -71,6 +73,11 @@ class SyntheticFraction(Frozen):
     # Per generator family among the examples: what this audit could have missed (empty in
     # audits stored before it was reported, and with the embedding method).
     visibility: tuple[FamilyVisibility, ...] = ()
+    # Share of the candidate farther from the reference than its own held-out documents lie: a
+    # new topic or year of the reference's source as well as another genre (None: not measured).
+    # Above the policy's out-of-domain limit the forecast of the reference's tails does not
+    # describe the candidate, and the verdict rests on the synthetic fraction.
+    off_topic_fraction: float | None = Field(default=None, ge=0, le=1)
 
 
 class TailCoverage(Frozen):

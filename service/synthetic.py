@@ -289,6 +289,7 @@ def estimate_synthetic(
         embedding_estimate=embedding_estimate,
         unexplained_fraction=unexplained,
         visibility=visibility,
+        off_topic_fraction=report.off_topic,
     ), None
 
 

@@ -11,8 +11,16 @@ reference's balls and the examples' balls, and text inside the latter is counted
 from __future__ import annotations
 
 import numpy as np
+from sklearn.cluster import KMeans
 
 from detectors.index import build_index, knn, knn_radii
+from detectors.synthetic.mixture import UnseenTopics
+
+# Topic clusters of the reference for `unseen_topics`: at most this many, of this many documents
+# each at least. Ten clusters of BBC News are about half a section each; a left-out cluster of
+# Wikipedia paragraphs is a few whole articles.
+MAX_TOPICS = 10
+MIN_TOPIC_SIZE = 30
 
 
 class Balls:
@@ -58,3 +66,22 @@ class Balls:
         nearest = np.where(own, ids[:, 1], ids[:, 0])
         d = np.where(own, dist[:, 1], dist[:, 0])
         return d <= self.radii[nearest]
+
+
+def unseen_topics(vectors: np.ndarray, k: int, *, random_state: int) -> UnseenTopics | None:
+    """How often each topic cluster of `vectors` (k-means) lands inside the balls of the other
+    clusters: text of the reference's own source on a topic it does not hold. None when the
+    reference is too small for two clusters of `MIN_TOPIC_SIZE`."""
+    n_topics = min(MAX_TOPICS, len(vectors) // MIN_TOPIC_SIZE)
+    if n_topics < 2:
+        return None
+    labels = KMeans(n_topics, n_init=3, random_state=random_state).fit_predict(vectors)
+    inside, sizes = [], []
+    for topic in range(n_topics):
+        members = labels == topic
+        if members.any() and (~members).sum() > k:
+            inside.append(int(Balls(vectors[~members], k).inside(vectors[members]).sum()))
+            sizes.append(int(members.sum()))
+    if len(sizes) < 2:
+        return None
+    return UnseenTopics(inside=np.array(inside), sizes=np.array(sizes))

@@ -3,8 +3,11 @@
 The candidate is modelled as  (1 - o) * [(1 - a') * human + a' * synthetic]  +  o * elsewhere:
 
 - `o`, the out-of-domain share, comes from the embedding space: the share of candidate documents
-  outside every reference point's k-NN ball, against the same share for held-out reference
-  documents (which are human and in-domain by construction). In labelled mode the synthetic
+  outside every reference point's k-NN ball, against the same share for reference documents of
+  a topic the balls do not hold (`domain.unseen_topics`: each k-means cluster of the reference
+  against the balls of the rest). Text of the reference's own source on a new topic or from a
+  later year is in the domain; random held-out documents, with near twins in the balls, would
+  call it out (BBC sport and tech against its other sections: 0.65). In labelled mode the synthetic
   examples' balls belong to the domain too (`domain`): text from a collapsed model can lie off
   every human document's ball and still be exactly the text the caller fears. On real text
   another genre falls outside (Usenet vs BBC: 3% inside) while SmolLM2 continuations of BBC
@@ -44,7 +47,7 @@ from detectors.errors import InsufficientDataError, InvalidInputError, NotFitted
 from detectors.index import as_matrix
 from detectors.results import Estimate, SyntheticReport
 from detectors.synthetic import quantify
-from detectors.synthetic.domain import Balls
+from detectors.synthetic.domain import Balls, unseen_topics
 from detectors.synthetic.examples import EXAMPLE_QUANTILE, generic_examples, whole_sources
 from detectors.synthetic.features import FAMILIES, DocumentFeatures, check_families, truncate_like
 from detectors.synthetic.mixture import (
@@ -236,6 +239,9 @@ class SyntheticFractionEstimator:
         """
         order = rng.permutation(len(vectors))
         self.reference_ = Balls(vectors[order[n_hold:]], self.k)
+        self.unseen_topics_ = unseen_topics(
+            self.reference_.vectors, self.k, random_state=self.random_state
+        )
         holdout = vectors[order[:n_hold]]
         self.example_balls_ = None
         self.holdout_vectors_ = holdout
@@ -384,7 +390,7 @@ class SyntheticFractionEstimator:
         scores = self.scores(docs, vecs if "embedding" in self.features_ else None)
         region = self.region(vecs)
         pos, neg, hold = self.pos_scores_, self.neg_scores_, self.holdout_region_
-        near = self.holdout_near_
+        near, topics = self.holdout_near_, self.unseen_topics_
 
         point, reps = bootstrap_shares(
             quantify.QUANTIFIERS[self.method_],
@@ -397,6 +403,7 @@ class SyntheticFractionEstimator:
             near,
             n_bootstrap=self.n_bootstrap,
             rng=np.random.default_rng([self.random_state, 3]),
+            topics=topics,
         )
         tail = (1 - self.level) / 2
         low, high = np.quantile(reps, tail, axis=0), np.quantile(reps, 1 - tail, axis=0)
@@ -407,20 +414,36 @@ class SyntheticFractionEstimator:
             # replicate at 0); the likelihood's own interval keeps the width the sample allows.
             ends = likelihood_interval(scores[in_ref], pos, neg, self.level, self.calibration_)
             low[0], high[0] = (
-                min(low[0], shares_at(ends[0], region, hold, self.synthetic_region_, near)[0]),
-                max(high[0], shares_at(ends[1], region, hold, self.synthetic_region_, near)[0]),
+                min(
+                    low[0],
+                    shares_at(ends[0], region, hold, self.synthetic_region_, near, topics)[0],
+                ),
+                max(
+                    high[0],
+                    shares_at(ends[1], region, hold, self.synthetic_region_, near, topics)[0],
+                ),
             )
         notes: list[str] = []
         flagged = point[1] > OOD_FLAG
-        if flagged:
+        holdout_rate = float(np.mean(hold == IN_REFERENCE))
+        off_topic = max(0.0, 1 - float(np.mean(in_ref)) / holdout_rate) if holdout_rate else None
+        if flagged or (off_topic is not None and off_topic > OOD_FLAG):
             # The classifier's error rates were measured on the reference's human text; most of
-            # this candidate's human text (if any) is of another kind, so they do not transfer and
-            # no synthetic share above 0 can be claimed with confidence.
+            # this candidate's human text (if any) is of another kind or on other topics (text
+            # of a new topic lies in the domain, but as far from the reference's documents as
+            # another genre), so they do not transfer and no synthetic share above 0 can be
+            # claimed with confidence.
             low[0] = 0.0
+            where = (
+                "outside the reference's domain: another genre or source"
+                if flagged
+                else "farther from the reference than its own held-out documents: other topics "
+                "or another genre"
+            )
             notes.append(
-                f"{point[1]:.0%} of the candidate lies outside the reference's domain: another "
-                "genre or source, not evidence of generation; the synthetic fraction covers the "
-                "in-domain part only and its interval is widened to 0"
+                f"{max(point[1], off_topic or 0.0):.0%} of the candidate lies {where}, not "
+                "evidence of generation; the synthetic fraction covers the in-domain part only "
+                "and its interval is widened to 0"
             )
         if self.examples_dropped_:
             notes.append(
@@ -449,7 +472,7 @@ class SyntheticFractionEstimator:
                 low=float(low[1]),
                 high=float(high[1]),
                 level=self.level,
-                method="knn-ball membership vs held-out reference",
+                method="knn-ball membership vs the reference's left-out topics",
                 mode=mode,
             ),
             flagged_out_of_domain=flagged,
@@ -460,4 +483,5 @@ class SyntheticFractionEstimator:
             n_labelled_synthetic=self.n_examples_,  # learned from (calibrated on those inside)
             n_reference=self.n_reference_,
             notes=tuple(notes),
+            off_topic=off_topic,
         )

