@@ -22,6 +22,7 @@ that moves bfloat16 components by up to ~7e-4 (float32: ~1e-7).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ def validate_texts(texts: object) -> list[str]:
 
 
 def check_document(i: int, text: object) -> None:
-    """Document `i` must be a non-blank string; say what to fix otherwise."""
+    """Document `i` must be a non-blank string of Unicode text; say what to fix otherwise."""
     if not isinstance(text, str):
         raise InvalidInputError(
             f"document {i} is a {type(text).__name__}, expected str: "
@@ -82,6 +83,24 @@ def check_document(i: int, text: object) -> None:
         raise EmptyCorpusError(
             f"document {i} is empty or whitespace only: drop empty documents before embedding"
         )
+    if (why := lone_surrogate(text)) is not None:
+        raise InvalidInputError(f"document {i} holds {why}")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(text: str) -> str | None:
+    """Why `text` is not Unicode text, or None. A lone UTF-16 surrogate (a `\\ud800` JSON
+    escape without its partner, a truncated emoji) decodes into a Python str but encodes to
+    nothing: the tokenizer, the store and every JSON reply would fail on it."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"a lone UTF-16 surrogate (\\u{ord(found.group()):04x}) at character {found.start()}: "
+        "not Unicode text; send the character itself or its whole surrogate pair"
+    )
 
 
 def resolve_model_path(model: str | Path | None) -> tuple[Path, str]:

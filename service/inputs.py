@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, get_args
 
+from detectors.embedding import lone_surrogate
 from detectors.errors import EmptyCorpusError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ def _jsonl_text(raw: bytes, where: str, text_field: str) -> str | object | None:
 
 
 def _text_value(value: object, where: str, field: str) -> str | None:
+    if isinstance(value, str) and (why := lone_surrogate(value)) is not None:
+        raise InputError(f"{where}: field {field!r} holds {why}")
     if value is None or isinstance(value, str):
         return value
     raise InputError(f"{where}: field {field!r} holds {type(value).__name__}, expected text")

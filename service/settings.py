@@ -6,11 +6,12 @@ Nested values use a double underscore, e.g. COLLAPSE_GUARD_POLICY__MAX_SYNTHETIC
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from detectors.errors import InvalidInputError
 from service.policy import Policy
@@ -203,11 +204,29 @@ class Settings(BaseSettings):
         return Policy.model_validate(value, strict=False) if isinstance(value, dict) else value
 
 
+# Settings read from the environment as JSON, with a valid value to show when one does not parse.
+JSON_EXAMPLES = {
+    "api_keys": '{"<sha256 of key, from collapse-guard hash-key>": "write"}',
+    "policy": '{"max_synthetic_fraction": 0.2}',
+}
+
+
 def load_settings() -> Settings:
     """`Settings` from the environment; a bad value raises InvalidInputError naming its variable
     (one line for the CLI, not pydantic's traceback)."""
     try:
         return Settings()
+    except SettingsError as exc:
+        # pydantic-settings decodes complex fields (a dict, a model) as JSON before validating,
+        # and its error names the field, not the variable, with no example.
+        found = re.search(r'field "(\w+)"', str(exc))
+        field = found.group(1) if found else None
+        variable = f"{ENV_PREFIX}{field.upper()}" if field else f"a {ENV_PREFIX}* variable"
+        example = JSON_EXAMPLES.get(field or "", "")
+        raise InvalidInputError(
+            f"bad setting: {variable} is not valid JSON"
+            + (f"; for example {variable}='{example}'" if example else "")
+        ) from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}"

@@ -4,6 +4,8 @@ Python's parser accepts `NaN`, `Infinity` and `1e400` (a float overflowing to in
 client should send and no number field of this API can mean; FastAPI's 422 then tried to echo
 the value and could not serialise it (a 500). It also keeps the last of duplicate keys silently,
 so `{"beta": 0.1, "beta": 0.9}` meant whatever the sender's library happened to write last.
+A `\\ud800` escape with no partner is valid JSON but no Unicode text: it decodes to a lone
+surrogate, which nothing can encode, so echoing it in a 422 or storing it failed (a 500).
 Each of these is now a 422 that names the field, and a body nested too deeply to parse is a 400
 that says so.
 """
@@ -17,6 +19,8 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
+
+from detectors.embedding import lone_surrogate
 
 MAX_INT_DIGITS = 64  # no field of this API takes an integer anywhere near 10^64
 
@@ -71,10 +75,17 @@ def _first_problem(body: Any) -> tuple[list[str | int], str, str] | None:
         loc, value = stack.pop()
         if isinstance(value, _Rejected):
             return loc, value.message, value.kind
+        if isinstance(value, str) and (why := lone_surrogate(value)) is not None:
+            return loc, why, "unicode_surrogate"
         if isinstance(value, _Object) and value.duplicates:
             key = value.duplicates[0]
             return [*loc, key], f"key {key!r} appears more than once: send it once", "duplicate_key"
         if isinstance(value, dict):
+            for key in value:
+                if (why := lone_surrogate(key)) is not None:
+                    # The key itself cannot be echoed: name its position among the keys.
+                    index = list(value).index(key)
+                    return [*loc, f"key #{index + 1}"], f"a key holds {why}", "unicode_surrogate"
             stack.extend((([*loc, k], v) for k, v in reversed(value.items())))
         elif isinstance(value, list):
             stack.extend((([*loc, i], v) for i, v in reversed(list(enumerate(value)))))

@@ -111,6 +111,8 @@ def test_progress_reports_every_block(wiki_docs):
         (["fine", 3], InvalidInputError, "document 1 is a int"),
         ("just one string", InvalidInputError, "single string"),
         (None, InvalidInputError, "NoneType"),
+        (["fine", "a truncated emoji \ud83d"], InvalidInputError, r"document 1 holds a lone"),
+        (["\udc80 from a mis-decoded byte"], InvalidInputError, r"\\udc80\) at character 0"),
     ],
 )
 def test_bad_input_says_what_to_fix(bad, error, message):

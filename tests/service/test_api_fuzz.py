@@ -150,6 +150,21 @@ CATALOGUE = [
         422,
         ["body", "plan", "beta"],
     ),
+    # Lone UTF-16 surrogates: valid JSON escapes, no Unicode text (a 500 while echoing them).
+    (
+        "/v1/references",
+        '{"name": "r", "texts": ["a real sentence", "truncated emoji \\ud83d"]}',
+        422,
+        ["body", "texts", 1],
+    ),
+    ("/v1/references", '{"name": "\\ud800", "texts": ["a real sentence"]}', 422, ["body", "name"]),
+    ("/v1/audits", '{"reference": "r", "texts": ["x"], "\\udfff": 1}', 422, ["body", "key #3"]),
+    (
+        "/v1/forecasts/what-if",
+        '{"synthetic_fraction": 0.1, "tail_coverage": 0.5, "plan": {"\\udc00x": 1}}',
+        422,
+        ["body", "plan", "key #1"],
+    ),
 ]
 
 
@@ -167,6 +182,8 @@ def test_non_json_numbers_duplicates_and_deep_nesting_are_4xx_naming_the_field(
     else:
         assert detail[0]["loc"] == loc
         assert "send" in detail[0]["msg"] or "out of range" in detail[0]["msg"]
+        if detail[0]["type"] == "unicode_surrogate":
+            assert "lone UTF-16 surrogate" in detail[0]["msg"]
     assert client.get("/v1/references").json() == before  # nothing stored, nothing lost
 
 

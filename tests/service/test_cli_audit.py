@@ -61,6 +61,24 @@ def test_bad_setting_names_its_variable_in_one_line():
     assert_user_error(proc, "COLLAPSE_GUARD_EMBEDDING_PRECISION", "'auto', 'float32' or 'bfloat16'")
 
 
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "needles"),
+    [
+        ("serve", "COLLAPSE_GUARD_API_KEYS", "notjson", ("not valid JSON", '"write"}')),
+        ("list", "COLLAPSE_GUARD_API_KEYS", "notjson", ("not valid JSON", '"write"}')),
+        ("serve", "COLLAPSE_GUARD_API_KEYS", '{"abc": "admin"}', ("'read' or 'write'",)),
+        ("serve", "COLLAPSE_GUARD_POLICY", "{bad", ("not valid JSON", "max_synthetic_fraction")),
+        ("list", "COLLAPSE_GUARD_POLICY", '{"max_synthetic_fraction": 2}', ("or equal to 1",)),
+        ("serve", "COLLAPSE_GUARD_POLICY__MAX_SYNTHETIC_FRACTION", "abc", ("valid number",)),
+    ],
+)
+def test_a_bad_json_setting_stops_every_command_in_one_line(command, variable, value, needles):
+    """Settings read as JSON (the keys, the policy) fail to parse before they are validated:
+    one line naming the variable and a valid value, exit 2, for the service as for the CLI."""
+    args = ("serve",) if command == "serve" else ("reference", "list")
+    assert_user_error(run(*args, **{variable: value}), variable, *needles)
+
+
 def test_a_bad_scorer_setting_names_its_variable_and_the_fix():
     proc = run("reference", "list", COLLAPSE_GUARD_SCORER="/no/such/model")
     assert_user_error(proc, "COLLAPSE_GUARD_SCORER", "smollm2-135m, gemma3-270m", "existing path")

@@ -89,6 +89,20 @@ def test_jsonl_non_utf8_line_is_named(tmp_path, bbc_texts):
         list(CorpusReader([path]))
 
 
+def test_jsonl_lone_surrogate_is_named_with_its_line_and_position(tmp_path, bbc_texts):
+    """`"\\ud800"` is a valid JSON escape but no Unicode text: named, not a crash later."""
+    path = tmp_path / "broken.jsonl"
+    write_jsonl(path, [{"text": t} for t in bbc_texts[:2]])
+    with path.open("ab") as f:
+        f.write(b'{"text": "a truncated emoji \\ud83d"}\n')
+    with pytest.raises(
+        InputError,
+        match=r"broken\.jsonl:3: field 'text' holds a lone UTF-16 surrogate "
+        r"\(\\ud83d\) at character 18",
+    ):
+        list(CorpusReader([path]))
+
+
 def test_jsonl_non_object_and_non_text_values_are_rejected(tmp_path):
     arr = tmp_path / "a.jsonl"
     arr.write_text('["a list, not an object"]\n')
