@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import service.audit as audit_module
+import service.scoring as scoring_module
 import service.synthetic as synthetic_module
 from detectors.corpora import bbc_news, wikipedia_paragraphs
 from detectors.embedding import Embedder
@@ -267,7 +268,7 @@ def measure_cost(
         bbc = sources()["bbc"]
         build_reference(store, "bbc", bbc, embedder=embedder, settings=settings)
     synthetic_module._fitted.clear()  # as in a new process
-    synthetic_module._scorers.clear()
+    scoring_module._scorers.clear()
     out: dict = {"documents": size, "scored_documents": settings.curvature_documents}
     for label in ("cold", "warm"):
         texts = [pool[i] for i in rng.choice(len(pool), size, replace=False)]

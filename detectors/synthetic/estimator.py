@@ -56,6 +56,8 @@ from detectors.synthetic.mixture import (
     IN_REFERENCE,
     MIN_IN_DOMAIN,
     bootstrap_shares,
+    point_rates,
+    shares,
     shares_at,
 )
 
@@ -425,9 +427,14 @@ class SyntheticFractionEstimator:
             )
         notes: list[str] = []
         flagged = point[1] > OOD_FLAG
-        holdout_rate = float(np.mean(hold == IN_REFERENCE))
-        off_topic = max(0.0, 1 - float(np.mean(in_ref)) / holdout_rate) if holdout_rate else None
-        if flagged or (off_topic is not None and off_topic > OOD_FLAG):
+        # The out-of-domain share as random held-out documents would set it (no topic scaling):
+        # what lies farther out than the reference's own near twins, new topics included.
+        off_topic = shares(
+            lambda m: quantify.QUANTIFIERS[self.method_](scores[m], pos, neg),
+            region,
+            *point_rates(hold, self.synthetic_region_, near),
+        )[1]
+        if flagged or off_topic > OOD_FLAG:
             # The classifier's error rates were measured on the reference's human text; most of
             # this candidate's human text (if any) is of another kind or on other topics (text
             # of a new topic lies in the domain, but as far from the reference's documents as
@@ -441,7 +448,7 @@ class SyntheticFractionEstimator:
                 "or another genre"
             )
             notes.append(
-                f"{max(point[1], off_topic or 0.0):.0%} of the candidate lies {where}, not "
+                f"{max(point[1], off_topic):.0%} of the candidate lies {where}, not "
                 "evidence of generation; the synthetic fraction covers the in-domain part only "
                 "and its interval is widened to 0"
             )
