@@ -229,9 +229,23 @@ def load_settings() -> Settings:
         ) from None
     except ValidationError as exc:
         problems = "; ".join(
-            f"{ENV_PREFIX}{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            f"{ENV_PREFIX}{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" + _example(e["loc"])
             if e["loc"]
             else str(e["msg"]).removeprefix("Value error, ")
             for e in exc.errors()
         )
         raise InvalidInputError(f"bad setting: {problems}") from None
+
+
+def _example(loc: tuple) -> str:
+    """A valid value of the setting at `loc` to show beside its error: its default, when that
+    is a plain number, word or flag (a top-level setting or a policy field)."""
+    fields = {**Settings.model_fields, **{f"policy.{k}": v for k, v in Policy.model_fields.items()}}
+    key = ".".join(map(str, loc[:2])) if loc[0] == "policy" and len(loc) > 1 else str(loc[0])
+    field = fields.get(key)
+    default = None if field is None else field.default
+    if isinstance(default, bool):
+        return f" (for example {str(default).lower()}, the default)"
+    if isinstance(default, int | float | str) and default != "":
+        return f" (for example {default}, the default)"
+    return ""

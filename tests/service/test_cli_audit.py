@@ -56,7 +56,7 @@ def bbc_jsonl(tmp_path_factory, bbc_docs) -> Path:
 
 def test_bad_setting_names_its_variable_in_one_line():
     proc = run("reference", "list", COLLAPSE_GUARD_AUDIT_SIZE="many")
-    assert_user_error(proc, "COLLAPSE_GUARD_AUDIT_SIZE", "valid integer")
+    assert_user_error(proc, "COLLAPSE_GUARD_AUDIT_SIZE", "valid integer", "for example 5000")
     proc = run("serve", COLLAPSE_GUARD_EMBEDDING_PRECISION="fp8")
     assert_user_error(proc, "COLLAPSE_GUARD_EMBEDDING_PRECISION", "'auto', 'float32' or 'bfloat16'")
 
@@ -69,7 +69,12 @@ def test_bad_setting_names_its_variable_in_one_line():
         ("serve", "COLLAPSE_GUARD_API_KEYS", '{"abc": "admin"}', ("'read' or 'write'",)),
         ("serve", "COLLAPSE_GUARD_POLICY", "{bad", ("not valid JSON", "max_synthetic_fraction")),
         ("list", "COLLAPSE_GUARD_POLICY", '{"max_synthetic_fraction": 2}', ("or equal to 1",)),
-        ("serve", "COLLAPSE_GUARD_POLICY__MAX_SYNTHETIC_FRACTION", "abc", ("valid number",)),
+        (
+            "serve",
+            "COLLAPSE_GUARD_POLICY__MAX_SYNTHETIC_FRACTION",
+            "abc",
+            ("valid number", "for example 0.3"),
+        ),
     ],
 )
 def test_a_bad_json_setting_stops_every_command_in_one_line(command, variable, value, needles):
