@@ -21,7 +21,15 @@ from detectors.index import local_search
 from detectors.reference import ReferenceCorpus
 from service.building import CHUNK_DOCUMENTS, build_staged
 from service.forecast_cache import human_run
-from service.policy import Policy, Verdict, blind_spots, decide, early_verdict, tail_short
+from service.policy import (
+    Policy,
+    Verdict,
+    blind_spots,
+    decide,
+    early_verdict,
+    forecast_off_topic,
+    tail_short,
+)
 from service.sampled import (
     draw_sample,
     sampling_info,
@@ -274,7 +282,7 @@ def forecast_verdict(
     # domain already did, nor when the candidate's topics are not the reference's: `decide`).
     decided = early_verdict(
         policy, synthetic=estimate, out_of_domain=out_of_domain, unexplained=unexplained
-    ) is not None or (off_topic is not None and off_topic > policy.max_out_of_domain_fraction)
+    ) is not None or forecast_off_topic(policy, off_topic)
     top_up = None
     top_up_forecast = None
     if tail_short(policy, relative, relative_high) and not decided:

@@ -258,6 +258,12 @@ def _verdict(
     return Verdict(decision=decision, reasons=(reason,))
 
 
+def forecast_off_topic(policy: Policy, off_topic: float | None) -> bool:
+    """Whether the candidate lies mostly farther from the reference than its own held-out
+    documents, so that the forecast of the reference's tails does not describe it (`decide`)."""
+    return off_topic is not None and off_topic > policy.max_out_of_domain_fraction
+
+
 def tail_short(policy: Policy, relative_tail_coverage: float, high: float | None) -> bool:
     """Whether the forecast shows a tail-coverage shortfall: its interval's upper end (or, with
     no interval, its point) below the limit."""
@@ -312,7 +318,7 @@ def decide(
             )
         )
     tail_ok = not tail_short(policy, relative_tail_coverage, relative_tail_coverage_high)
-    if not tail_ok and off_topic is not None and off_topic > policy.max_out_of_domain_fraction:
+    if not tail_ok and forecast_off_topic(policy, off_topic):
         # The forecast reads the reference's tails; a candidate on other topics of the same
         # source covers few of them whatever its origin (human BBC sport and tech against the
         # other sections read top-up), so the shortfall says nothing of collapse.
